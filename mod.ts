@@ -1,0 +1,21 @@
+/**
+ * multiproc: Python's `threading`, `multiprocessing` and `concurrent.futures`, for TypeScript.
+ *
+ * @example Threads and processes, as in Python
+ * ```ts
+ * import { Process, Thread } from "@multiproc/multiproc";
+ *
+ * const square = (n: number) => n * n;
+ * const t = new Thread({ target: square, args: [7] });
+ * const p = new Process({ target: square, args: [8] });
+ * t.start();
+ * p.start();
+ * await Promise.all([t.join(), p.join()]);
+ * console.log(t.result, p.result); // 49 64
+ * ```
+ *
+ * @module
+ */
+export * from "./src/cpu_count.ts";
+export * from "./src/process.ts";
+export * from "./src/thread.ts";

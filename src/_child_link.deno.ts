@@ -1,0 +1,50 @@
+/**
+ * The runtime seam, child side, for Deno: how a worker or child process reaches its parent. Its
+ * sibling `_child_link.node.ts` has identical exports.
+ *
+ * @module
+ */
+import { parentPort } from "node:worker_threads";
+import type { ParentLink } from "./_protocol.ts";
+import { connectViaIpc, connectViaPort } from "./_node_links.ts";
+
+interface WorkerScope {
+  postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;
+  close(): void;
+  onmessage: ((event: MessageEvent) => void) | null;
+}
+
+/** Connects to the parent, whether this is a Web Worker, a node worker or a child process. */
+export function connectToParent(): ParentLink {
+  if (parentPort) return connectViaPort(parentPort);
+  // Only a Web Worker's global scope defines WorkerGlobalScope.
+  if ("WorkerGlobalScope" in globalThis) {
+    return connectViaWorkerScope(globalThis as unknown as WorkerScope);
+  }
+  return connectViaIpc();
+}
+
+function connectViaWorkerScope(scope: WorkerScope): ParentLink {
+  // Deno.exit() in a Web Worker closes it without any event in the parent, which would leave
+  // join() waiting forever; report the code first. process.exit() goes through Deno.exit().
+  const exit = Deno.exit;
+  Object.defineProperty(Deno, "exit", {
+    configurable: true,
+    writable: true,
+    value: (code = 0): never => {
+      scope.postMessage({ type: "exit", code });
+      return exit(code);
+    },
+  });
+  return {
+    kind: "thread",
+    onMessage: (listener) => {
+      scope.onmessage = (event) => listener(event.data);
+    },
+    send: (message, transfer) => {
+      scope.postMessage(message, { transfer: transfer ?? [] });
+      return Promise.resolve();
+    },
+    finish: () => {},
+  };
+}

@@ -1,0 +1,14 @@
+/**
+ * The runtime seam, child side, for Node: how a worker or child process reaches its parent. Its
+ * sibling `_child_link.deno.ts` has identical exports.
+ *
+ * @module
+ */
+import { parentPort } from "node:worker_threads";
+import type { ParentLink } from "./_protocol.ts";
+import { connectViaIpc, connectViaPort } from "./_node_links.ts";
+
+/** Connects to the parent, whether this is a worker thread or a child process. */
+export function connectToParent(): ParentLink {
+  return parentPort ? connectViaPort(parentPort) : connectViaIpc();
+}

@@ -1,0 +1,50 @@
+/**
+ * The entry of every worker thread and child process: it receives a target, runs it, and sends the
+ * outcome back. Only the parent starts this module.
+ *
+ * @module
+ */
+import { connectToParent } from "./_child_link.deno.ts";
+import { describeValue, type RunMessage, serializeError } from "./_protocol.ts";
+import { resolveTarget } from "./_target_resolve.ts";
+
+// Marks this realm as a multiproc child before any user module is imported, so that modules can
+// tell (test registrations, for one, stay out of children).
+(globalThis as Record<symbol, unknown>)[Symbol.for("multiproc.child")] = true;
+
+const link = connectToParent();
+
+link.onMessage(async (message) => {
+  const run = message as RunMessage;
+  if (run.type !== "run") return;
+  let value: unknown;
+  try {
+    const target = await resolveTarget(run.target);
+    value = await target(...run.args);
+  } catch (error) {
+    await reportError(run.name, error);
+    return;
+  }
+  try {
+    await link.send({ type: "result", value });
+  } catch (error) {
+    await reportError(
+      run.name,
+      new TypeError(
+        `The return value of the target cannot be sent to the parent: ${describeValue(value)} (${
+          error instanceof Error ? error.message : String(error)
+        }); return data that structured clone accepts`,
+      ),
+    );
+    return;
+  }
+  link.finish(0);
+});
+
+async function reportError(name: string, error: unknown): Promise<void> {
+  // Like Python's traceback on stderr for an uncaught exception in a thread or process.
+  console.error(link.kind === "process" ? `Process ${name}:` : `Exception in thread ${name}:`);
+  console.error(error);
+  await link.send({ type: "error", error: serializeError(error) });
+  link.finish(1);
+}

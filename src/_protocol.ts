@@ -1,0 +1,216 @@
+/**
+ * The messages between a parent and its workers and child processes, and how errors cross them.
+ *
+ * Errors are sent as plain records rather than through structured clone, because structured clone
+ * keeps only the built-in error classes, drops `cause` on some runtimes and loses extra fields.
+ *
+ * @module
+ */
+
+/** How a target function travels: by module and export name, or by source text. */
+export interface TargetSpec {
+  /** URL of the module that exports the function, when known. */
+  module?: string;
+  /** The function's own name (`fn.name`); it is tried first as the export name. */
+  name: string;
+  /** The function's source text, used to confirm an export and to rebuild a self-contained function. */
+  source: string;
+  /** An expression that evaluates to the function, or undefined when it uses outside names. */
+  evalText?: string;
+}
+
+/** Parent to child: run a target once. */
+export interface RunMessage {
+  type: "run";
+  target: TargetSpec;
+  args: unknown[];
+  /** The Thread or Process name, for error reports. */
+  name: string;
+}
+
+/** Child to parent: the target returned. */
+export interface ResultMessage {
+  type: "result";
+  value: unknown;
+}
+
+/** Child to parent: the target threw, or could not be found. */
+export interface ErrorMessage {
+  type: "error";
+  error: SerializedError;
+}
+
+/** Child to parent: the child called `Deno.exit()` / `process.exit()` itself. */
+export interface ExitMessage {
+  type: "exit";
+  code: number;
+}
+
+/** Every message that a child sends to its parent. */
+export type ChildMessage = ResultMessage | ErrorMessage | ExitMessage;
+
+/** An error as plain data. */
+export interface SerializedError {
+  /** Marks the record, so that a thrown plain object is not mistaken for it. */
+  multiprocError: true;
+  name: string;
+  message: string;
+  stack?: string;
+  cause?: SerializedError | { value: unknown };
+  /** Own enumerable fields of the error (for example `code`), when they can be cloned. */
+  fields?: Record<string, unknown>;
+  /** Set when the thrown value was not an Error at all. */
+  thrown?: { value: unknown };
+}
+
+const builtinErrors: Record<string, ErrorConstructor> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+};
+
+const registeredErrors = new Map<string, new (message?: string) => Error>();
+
+/**
+ * Makes errors named `ctor.name` come back as instances of `ctor`. Classes must be registered in
+ * the process that rebuilds the error, usually the parent.
+ */
+export function registerErrorClassByName(
+  ctor: new (message?: string) => Error,
+): void {
+  registeredErrors.set(ctor.name, ctor);
+}
+
+function cloneable(value: unknown): boolean {
+  try {
+    structuredClone(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Turns anything that was thrown into a record that crosses any channel. */
+export function serializeError(error: unknown, depth = 0): SerializedError {
+  if (!(error instanceof Error)) {
+    const value = cloneable(error) ? error : String(error);
+    return {
+      multiprocError: true,
+      name: "Error",
+      message: typeof error === "string" ? error : `Non-error value thrown: ${String(value)}`,
+      thrown: { value },
+    };
+  }
+  const record: SerializedError = {
+    multiprocError: true,
+    name: error.name,
+    message: error.message,
+    stack: error.stack,
+  };
+  if ("cause" in error && depth < 16) {
+    record.cause = error.cause instanceof Error
+      ? serializeError(error.cause, depth + 1)
+      : { value: cloneable(error.cause) ? error.cause : String(error.cause) };
+  }
+  const fields: Record<string, unknown> = {};
+  for (const key of Object.keys(error)) {
+    if (key === "cause" || key === "stack" || key === "message" || key === "name") continue;
+    const value = (error as unknown as Record<string, unknown>)[key];
+    if (cloneable(value)) fields[key] = value;
+  }
+  if (Object.keys(fields).length > 0) record.fields = fields;
+  return record;
+}
+
+/** Rebuilds an error from its record, with its class where that class is known. */
+export function deserializeError(record: SerializedError): Error {
+  const Ctor = registeredErrors.get(record.name) ?? builtinErrors[record.name] ?? Error;
+  const error = Object.create(Ctor.prototype) as Error;
+  Object.defineProperty(error, "message", {
+    value: record.message,
+    writable: true,
+    configurable: true,
+  });
+  if (error.name !== record.name) {
+    Object.defineProperty(error, "name", {
+      value: record.name,
+      writable: true,
+      configurable: true,
+    });
+  }
+  Object.defineProperty(error, "stack", {
+    value: record.stack ?? `${record.name}: ${record.message}`,
+    writable: true,
+    configurable: true,
+  });
+  if (record.cause !== undefined) {
+    const cause = "multiprocError" in record.cause
+      ? deserializeError(record.cause)
+      : record.cause.value;
+    Object.defineProperty(error, "cause", { value: cause, writable: true, configurable: true });
+  }
+  if (record.fields) Object.assign(error, record.fields);
+  return error;
+}
+
+/**
+ * Finds the first argument that cannot be sent to a worker, for an error message that names it.
+ *
+ * @returns The index and the clone error, or undefined when all arguments clone.
+ */
+export function findUncloneableArgument(
+  args: readonly unknown[],
+): { index: number; reason: string } | undefined {
+  for (let index = 0; index < args.length; index++) {
+    try {
+      structuredClone(args[index]);
+    } catch (error) {
+      return { index, reason: error instanceof Error ? error.message : String(error) };
+    }
+  }
+  return undefined;
+}
+
+/** Describes a value for an error message: its type and a short preview. */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
+  if (typeof value === "symbol") return value.toString();
+  if (value === null || typeof value !== "object") return String(value);
+  if (Array.isArray(value)) return `array of length ${value.length}`;
+  return `object ${value.constructor?.name ?? "Object"}`;
+}
+
+/** What the parent learns from a worker thread. */
+export interface WorkerListeners {
+  /** A message from the child entry. */
+  message(message: unknown): void;
+  /** An error outside any task (for example in the worker's own startup). */
+  error(error: Error): void;
+  /** The worker stopped without being asked to, with this exit code. */
+  exit(code: number): void;
+}
+
+/** The parent's hold on a worker thread. */
+export interface WorkerHandle {
+  /** Sends a message; throws a `DataCloneError` when it cannot be cloned. */
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  /** Stops the worker at once. No `exit` is reported for it. */
+  terminate(): void;
+}
+
+/** A child's line to its parent, whatever carries it. */
+export interface ParentLink {
+  /** Whether the child is a worker thread or a child process. */
+  kind: "thread" | "process";
+  /** Calls `listener` with each message from the parent. */
+  onMessage(listener: (message: unknown) => void): void;
+  /** Sends a message; rejects (or throws) when it cannot be cloned or sent. */
+  send(message: unknown, transfer?: Transferable[]): Promise<void>;
+  /** Ends the child with `code` once its outcome has been sent. */
+  finish(code: number): void;
+}

@@ -1,0 +1,52 @@
+/**
+ * How a target function is found again inside a worker or child process.
+ *
+ * @module
+ */
+import type { TargetSpec } from "./_protocol.ts";
+
+type AnyFunction = (...args: unknown[]) => unknown;
+
+/**
+ * Finds the function that `spec` describes: the module's export of that name with the same source,
+ * else any export with the same source, else the self-contained source text.
+ *
+ * @throws {TypeError} When the function can be found neither way.
+ */
+export async function resolveTarget(spec: TargetSpec): Promise<AnyFunction> {
+  let importError: unknown;
+  if (spec.module) {
+    let namespace: Record<string, unknown> | undefined;
+    try {
+      namespace = await import(spec.module);
+    } catch (error) {
+      importError = error;
+    }
+    if (namespace) {
+      const found = findExport(namespace, spec);
+      if (found) return found;
+    }
+  }
+  if (spec.evalText !== undefined) {
+    // Indirect eval runs in the global scope, so the function sees globals and nothing else.
+    return (0, eval)(spec.evalText) as AnyFunction;
+  }
+  const label = spec.name ? `'${spec.name}'` : "(anonymous)";
+  if (importError !== undefined) {
+    throw new TypeError(
+      `Cannot import the module of target ${label}: '${spec.module}'`,
+      { cause: importError },
+    );
+  }
+  throw new TypeError(
+    `Target ${label} is not exported by '${spec.module}' and uses names from outside its body: export it from that module, or make it self-contained`,
+  );
+}
+
+function findExport(namespace: Record<string, unknown>, spec: TargetSpec): AnyFunction | undefined {
+  const sameSource = (value: unknown): value is AnyFunction =>
+    typeof value === "function" && Function.prototype.toString.call(value) === spec.source;
+  if (spec.name && sameSource(namespace[spec.name])) return namespace[spec.name] as AnyFunction;
+  for (const value of Object.values(namespace)) if (sameSource(value)) return value;
+  return undefined;
+}

@@ -1,0 +1,209 @@
+/**
+ * {@linkcode Process}: run a function in a child process, as Python's `multiprocessing.Process`.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { constants } from "node:os";
+import { type ChildEvents, type LaunchedChild, Runner } from "./_runner.ts";
+import { childProcessCommand, onParentExit } from "./_platform.deno.ts";
+import type { ChildMessage } from "./_protocol.ts";
+
+/** Options for {@linkcode Process}. */
+export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unknown> {
+  /**
+   * The function to run. An exported function is found again in the child by importing its module
+   * (the main module unless `module` says otherwise), as Python's spawn re-imports `__main__`; a
+   * function that is not exported must be self-contained and is sent as source text.
+   */
+  target: (...args: Args) => Result;
+  /** Arguments for `target`; each must be cloneable with structured clone. */
+  args?: Args;
+  /** A name for messages and error reports; defaults to `Process-1`, `Process-2`, … */
+  name?: string;
+  /** A module URL or path that exports `target`; defaults to the main module. */
+  module?: string | URL;
+  /** A daemon process does not keep the parent alive and is stopped when the parent exits. */
+  daemon?: boolean;
+}
+
+let processCount = 0;
+
+/**
+ * A function running in its own child process: a fresh Deno or Node runtime that imports the
+ * target's module, as Python's `spawn` start method does. The child's stdout and stderr are the
+ * parent's, byte for byte; results and errors travel on a separate channel. A child never outlives
+ * its parent.
+ *
+ * @typeParam Args The target's parameter types.
+ * @typeParam Result The target's return type; `result` holds it, awaited, after `join()`.
+ * @example Run a function in a child process
+ * ```ts
+ * import { Process } from "@multiproc/multiproc";
+ *
+ * const p = new Process({ target: (a: number, b: number) => a + b, args: [2, 3] });
+ * p.start();
+ * await p.join();
+ * console.log(p.exitCode, p.result); // 0 5
+ * ```
+ */
+export class Process<Args extends unknown[] = unknown[], Result = unknown> {
+  #runner: Runner;
+
+  /**
+   * Prepares a process; nothing runs until {@linkcode Process.prototype.start}.
+   *
+   * @param options The target, its arguments, and how to run it.
+   * @throws {TypeError} When `target` is not a function, when it is neither exported nor
+   * self-contained, when `module` does not exist or does not export it, or when an option has the
+   * wrong type.
+   */
+  constructor(options: ProcessOptions<Args, Result>) {
+    this.#runner = new Runner("Process", options, `Process-${++processCount}`, launchProcess);
+  }
+
+  /** The process's name, for messages and error reports. */
+  get name(): string {
+    return this.#runner.name;
+  }
+
+  set name(value: string) {
+    this.#runner.name = value;
+  }
+
+  /** Whether this is a daemon process; can be set only before `start()`. */
+  get daemon(): boolean {
+    return this.#runner.daemon;
+  }
+
+  set daemon(value: boolean) {
+    this.#runner.daemon = value;
+  }
+
+  /** The child's process id once started; undefined before. */
+  get pid(): number | undefined {
+    return this.#runner.pid;
+  }
+
+  /** The target's return value, awaited, once the process has finished; undefined before. */
+  get result(): Awaited<Result> | undefined {
+    return this.#runner.result as Awaited<Result> | undefined;
+  }
+
+  /** What the target threw, rebuilt with its class, message, stack and `cause`; undefined if none. */
+  get error(): Error | undefined {
+    return this.#runner.error;
+  }
+
+  /**
+   * `null` while running, then the child's exit code: `0` after the target returned, `1` after it
+   * threw, the code it passed to `Deno.exit()` / `process.exit()`, or minus the signal number when a
+   * signal ended it (`-15` after `terminate()`, `-9` after `kill()`), as in Python.
+   */
+  get exitCode(): number | null {
+    return this.#runner.exitCode;
+  }
+
+  /**
+   * Starts the child process. It can be started once.
+   *
+   * @throws {Error} When the process was already started, or the runtime could not be started.
+   * @throws {TypeError} When an argument cannot be cloned; the message names its index.
+   */
+  start(): void {
+    this.#runner.start();
+  }
+
+  /**
+   * Waits for the process to finish, or until `timeoutMs` has passed, as Python's `join(timeout)`:
+   * after a timeout, check {@linkcode Process.prototype.isAlive}.
+   *
+   * @param timeoutMs The longest wait in milliseconds; no limit when omitted.
+   * @returns A promise that resolves when the process finished or the time ran out. It never
+   * rejects because of the target: read `error` and `exitCode`.
+   * @throws {Error} (as a rejection) When the process was not started.
+   * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
+   */
+  join(timeoutMs?: number): Promise<void> {
+    return this.#runner.join(timeoutMs);
+  }
+
+  /**
+   * Whether the process has started and not yet exited.
+   *
+   * @returns True until the child has exited.
+   */
+  isAlive(): boolean {
+    return this.#runner.isAlive();
+  }
+
+  /** Sends SIGTERM to the child; `exitCode` becomes `-15` once it has gone. */
+  terminate(): void {
+    this.#runner.stop("SIGTERM");
+  }
+
+  /** Sends SIGKILL to the child; `exitCode` becomes `-9` once it has gone. */
+  kill(): void {
+    this.#runner.stop("SIGKILL");
+  }
+}
+
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function stopLiveChildren(): void {
+  // The children would also see their channel close and exit; killing them here is quicker.
+  for (const child of liveChildren) child.kill("SIGTERM");
+}
+
+function launchProcess(
+  options: { name: string; daemon: boolean },
+  events: ChildEvents,
+): LaunchedChild {
+  const { command, args } = childProcessCommand();
+  const child = spawn(command, args, {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    serialization: "advanced",
+    windowsHide: true,
+  });
+  child.on("error", (error) => events.error(error));
+  if (child.pid === undefined) {
+    throw new Error(`Cannot start a child process with '${command}'`);
+  }
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    onParentExit(stopLiveChildren);
+  }
+  liveChildren.add(child);
+  // The exit comes first or last; the outcome message is read before the channel disconnects.
+  let exitCode: number | undefined;
+  let disconnected = false;
+  const finishWhenBoth = () => {
+    if (exitCode !== undefined && disconnected) events.exit(exitCode);
+  };
+  child.on("message", (message: ChildMessage) => events.message(message));
+  child.on("disconnect", () => {
+    disconnected = true;
+    finishWhenBoth();
+  });
+  child.on("exit", (code, signal) => {
+    liveChildren.delete(child);
+    exitCode = code ?? -(signal ? constants.signals[signal] : 1);
+    if (!child.connected) disconnected = true;
+    finishWhenBoth();
+  });
+  if (options.daemon) {
+    child.unref();
+    (child.channel as { unref?: () => void } | undefined)?.unref?.();
+  }
+  return {
+    pid: child.pid,
+    send: (message) => {
+      child.send(message);
+    },
+    stop: (signal) => {
+      child.kill(signal);
+    },
+    release: () => {},
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * {@linkcode Thread}: run a function on a worker thread, as Python's `threading.Thread`.
+ *
+ * @module
+ */
+import { type ChildEvents, type LaunchedChild, Runner } from "./_runner.ts";
+import { startThread } from "./_platform.deno.ts";
+import type { ChildMessage } from "./_protocol.ts";
+
+/** Options for {@linkcode Thread}. */
+export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unknown> {
+  /**
+   * The function to run. An exported function is found again in the worker by importing its module
+   * (the main module unless `module` says otherwise); a function that is not exported must be
+   * self-contained, using only its parameters and globals, and is sent as source text.
+   */
+  target: (...args: Args) => Result;
+  /** Arguments for `target`; each must be cloneable with structured clone. */
+  args?: Args;
+  /** A name for messages and error reports; defaults to `Thread-1`, `Thread-2`, … */
+  name?: string;
+  /** A module URL or path that exports `target`; defaults to the main module. */
+  module?: string | URL;
+  /** A daemon thread does not keep the parent alive and is stopped when the parent exits. */
+  daemon?: boolean;
+}
+
+let threadCount = 0;
+
+/**
+ * A function running on its own worker thread (a Web Worker on Deno, a `worker_threads` Worker on
+ * Node). Unlike CPython's threads, these run JavaScript in parallel: each worker is its own isolate,
+ * and they share memory only on purpose.
+ *
+ * @typeParam Args The target's parameter types.
+ * @typeParam Result The target's return type; `result` holds it, awaited, after `join()`.
+ * @example Five threads, as in the notebook
+ * ```ts
+ * import { Thread } from "@multiproc/multiproc";
+ *
+ * const threads = [0, 1, 2].map((i) =>
+ *   new Thread({
+ *     target: async (n: number) => {
+ *       console.log(`Working ${n} ...`);
+ *       await new Promise((resolve) => setTimeout(resolve, 50));
+ *       return n * n;
+ *     },
+ *     args: [i],
+ *   })
+ * );
+ * for (const t of threads) t.start();
+ * for (const t of threads) await t.join();
+ * console.log(threads.map((t) => t.result)); // [0, 1, 4]
+ * ```
+ */
+export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
+  #runner: Runner;
+
+  /**
+   * Prepares a thread; nothing runs until {@linkcode Thread.prototype.start}.
+   *
+   * @param options The target, its arguments, and how to run it.
+   * @throws {TypeError} When `target` is not a function, when it is neither exported nor
+   * self-contained, when `module` does not exist or does not export it, or when an option has the
+   * wrong type.
+   */
+  constructor(options: ThreadOptions<Args, Result>) {
+    this.#runner = new Runner("Thread", options, `Thread-${++threadCount}`, launchThread);
+  }
+
+  /** The thread's name, for messages and error reports. */
+  get name(): string {
+    return this.#runner.name;
+  }
+
+  set name(value: string) {
+    this.#runner.name = value;
+  }
+
+  /** Whether this is a daemon thread; can be set only before `start()`. */
+  get daemon(): boolean {
+    return this.#runner.daemon;
+  }
+
+  set daemon(value: boolean) {
+    this.#runner.daemon = value;
+  }
+
+  /** The target's return value, awaited, once the thread has finished; undefined before. */
+  get result(): Awaited<Result> | undefined {
+    return this.#runner.result as Awaited<Result> | undefined;
+  }
+
+  /** What the target threw, rebuilt with its class, message, stack and `cause`; undefined if none. */
+  get error(): Error | undefined {
+    return this.#runner.error;
+  }
+
+  /**
+   * `null` while running, `0` after the target returned, `1` after it threw, the code given to
+   * `Deno.exit()` / `process.exit()`, or `-15` after {@linkcode Thread.prototype.terminate}.
+   */
+  get exitCode(): number | null {
+    return this.#runner.exitCode;
+  }
+
+  /**
+   * Starts the thread. It can be started once.
+   *
+   * @throws {Error} When the thread was already started.
+   * @throws {TypeError} When an argument cannot be cloned; the message names its index.
+   */
+  start(): void {
+    this.#runner.start();
+  }
+
+  /**
+   * Waits for the thread to finish, or until `timeoutMs` has passed, as Python's `join(timeout)`:
+   * after a timeout, check {@linkcode Thread.prototype.isAlive}.
+   *
+   * @param timeoutMs The longest wait in milliseconds; no limit when omitted.
+   * @returns A promise that resolves when the thread finished or the time ran out. It never
+   * rejects because of the target: read `error` and `exitCode`.
+   * @throws {Error} (as a rejection) When the thread was not started.
+   * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
+   */
+  join(timeoutMs?: number): Promise<void> {
+    return this.#runner.join(timeoutMs);
+  }
+
+  /**
+   * Whether the thread has started and not yet finished.
+   *
+   * @returns True while the target runs.
+   */
+  isAlive(): boolean {
+    return this.#runner.isAlive();
+  }
+
+  /** Stops the worker at once, wherever the target is; `exitCode` becomes `-15`. */
+  terminate(): void {
+    this.#runner.stop("SIGTERM");
+  }
+}
+
+function launchThread(
+  options: { name: string; daemon: boolean },
+  events: ChildEvents,
+): LaunchedChild {
+  const handle = startThread(options, {
+    message: (message) => events.message(message as ChildMessage),
+    error: (error) => events.error(error),
+    exit: (code) => events.exit(code),
+  });
+  return {
+    send: (message) => handle.postMessage(message),
+    stop: () => handle.terminate(),
+    release: () => handle.terminate(),
+  };
+}
