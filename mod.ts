@@ -19,3 +19,4 @@
 export * from "./src/cpu_count.ts";
 export * from "./src/process.ts";
 export * from "./src/thread.ts";
+export * from "./src/version.ts";

@@ -5,7 +5,12 @@
  * @module
  */
 import { connectToParent } from "./_child_link.deno.ts";
-import { describeValue, type RunMessage, serializeError } from "./_protocol.ts";
+import {
+  describeValue,
+  findUncloneableArgument,
+  type RunMessage,
+  serializeError,
+} from "./_protocol.ts";
 import { resolveTarget } from "./_target_resolve.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
@@ -25,15 +30,18 @@ link.onMessage(async (message) => {
     await reportError(run.name, error);
     return;
   }
+  const bad = findUncloneableArgument([value]);
   try {
+    if (bad) throw new TypeError(`${describeValue(bad.culprit)} is not cloneable`);
     await link.send({ type: "result", value });
   } catch (error) {
+    const where = bad?.path ? ` (at ${bad.path})` : "";
     await reportError(
       run.name,
       new TypeError(
-        `The return value of the target cannot be sent to the parent: ${describeValue(value)} (${
+        `The return value of the target cannot be sent to the parent${where}: ${
           error instanceof Error ? error.message : String(error)
-        }); return data that structured clone accepts`,
+        }; return data that structured clone accepts`,
       ),
     );
     return;

@@ -11,6 +11,8 @@
 export interface TargetSpec {
   /** URL of the module that exports the function, when known. */
   module?: string;
+  /** When true, failing to import `module` is an error; otherwise the source text is tried. */
+  importRequired?: boolean;
   /** The function's own name (`fn.name`); it is tried first as the export name. */
   name: string;
   /** The function's source text, used to confirm an export and to rebuild a self-contained function. */
@@ -158,19 +160,56 @@ export function deserializeError(record: SerializedError): Error {
 }
 
 /**
- * Finds the first argument that cannot be sent to a worker, for an error message that names it.
+ * Finds the first argument that structured clone would refuse, without cloning anything: a walk
+ * over the values that stops at leaves such as typed arrays, so a large buffer costs nothing.
  *
- * @returns The index and the clone error, or undefined when all arguments clone.
+ * @returns The argument's index and where inside it the culprit sits, or undefined when all clone.
  */
 export function findUncloneableArgument(
   args: readonly unknown[],
-): { index: number; reason: string } | undefined {
+): { index: number; path: string; culprit: unknown } | undefined {
+  const seen = new Set<object>();
   for (let index = 0; index < args.length; index++) {
-    try {
-      structuredClone(args[index]);
-    } catch (error) {
-      return { index, reason: error instanceof Error ? error.message : String(error) };
+    const found = findUncloneable(args[index], "", seen);
+    if (found) return { index, ...found };
+  }
+  return undefined;
+}
+
+const refusedTypes = [WeakMap, WeakSet, WeakRef, Promise] as const;
+
+function findUncloneable(
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+): { path: string; culprit: unknown } | undefined {
+  if (typeof value === "function" || typeof value === "symbol") return { path, culprit: value };
+  if (typeof value !== "object" || value === null || seen.has(value)) return undefined;
+  seen.add(value);
+  if (
+    ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date ||
+    value instanceof RegExp || value instanceof Error
+  ) return undefined;
+  if (refusedTypes.some((type) => value instanceof type)) return { path, culprit: value };
+  if (value instanceof Map) {
+    for (const [key, entry] of value) {
+      const found = findUncloneable(key, `${path}.keys()`, seen) ??
+        findUncloneable(entry, `${path}.get(${describeValue(key)})`, seen);
+      if (found) return found;
     }
+    return undefined;
+  }
+  if (value instanceof Set) {
+    for (const entry of value) {
+      const found = findUncloneable(entry, `${path}.values()`, seen);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    const step = Array.isArray(value) ? `[${key}]` : `.${key}`;
+    const found = findUncloneable((value as Record<string, unknown>)[key], path + step, seen);
+    if (found) return found;
   }
   return undefined;
 }

@@ -129,6 +129,16 @@ export class Runner {
     if (this.#state !== "initial") {
       throw new Error(`${this.kind} '${this.name}' can only be started once`);
     }
+    const bad = findUncloneableArgument(this.#args);
+    if (bad) {
+      throw new TypeError(
+        `${this.kind} argument ${bad.index}${
+          bad.path ? ` (at ${bad.path})` : ""
+        } cannot be sent to the ${this.kind === "Thread" ? "worker" : "child process"}: ${
+          describeValue(bad.culprit)
+        } is not cloneable; pass data that structured clone accepts`,
+      );
+    }
     this.#state = "started";
     const child = this.#launcher({ name: this.name, daemon: this.#daemon }, {
       message: (message) => this.#onMessage(message),
@@ -141,20 +151,16 @@ export class Runner {
     try {
       child.send({ type: "run", target: this.#target, args: this.#args, name: this.name });
     } catch (error) {
+      // Values that the walk lets through but the runtime still refuses, such as host objects.
       child.stop("SIGKILL");
       this.#state = "initial";
       this.#child = undefined;
-      const bad = findUncloneableArgument(this.#args);
-      if (bad) {
-        throw new TypeError(
-          `${this.kind} argument ${bad.index} cannot be sent to the ${
-            this.kind === "Thread" ? "worker" : "child process"
-          }: ${
-            describeValue(this.#args[bad.index])
-          } (${bad.reason}); pass data that structured clone accepts`,
-        );
-      }
-      throw error;
+      throw new TypeError(
+        `${this.kind} arguments cannot be sent: ${
+          error instanceof Error ? error.message : String(error)
+        }; pass data that structured clone accepts`,
+        { cause: error },
+      );
     }
   }
 

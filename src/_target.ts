@@ -49,6 +49,7 @@ export function describeTarget(
   const name = target.name;
   const analysis = analyzeSource(source, name);
   let module: string | undefined;
+  let importRequired = true;
   if (options.module !== undefined) {
     module = toModuleUrl(options.module);
     const text = readModuleText(module);
@@ -71,19 +72,22 @@ export function describeTarget(
   } else {
     module = mainModuleUrl();
     const text = module === undefined ? undefined : readModuleText(module);
-    const exported = text ? exportsName(text, name) : undefined;
-    if (exported === false && analysis.evalText === undefined) {
+    // A main module that is no file (`deno eval`, a documentation example) cannot be imported.
+    if (text === null) module = undefined;
+    const exported = typeof text === "string" ? exportsName(text, name) : undefined;
+    if ((exported === false || module === undefined) && analysis.evalText === undefined) {
       throw new TypeError(
-        `${what} target ${
-          name ? `'${name}' ` : ""
-        }is not exported from the main module '${module}' and uses names from outside its body (${
+        `${what} target ${name ? `'${name}' ` : ""}is not exported from the main module${
+          module ? ` '${module}'` : ""
+        } and uses names from outside its body (${
           analysis.freeNames.map((n) => `'${n}'`).join(", ")
         }): export it from its module (and pass that module as 'module' if it is not the main module), or make it self-contained`,
       );
     }
     if (exported === false) module = undefined;
+    importRequired = exported === true;
   }
-  return { module, name, source, evalText: analysis.evalText };
+  return { module, importRequired, name, source, evalText: analysis.evalText };
 }
 
 /**

@@ -27,7 +27,7 @@ export async function resolveTarget(spec: TargetSpec): Promise<AnyFunction> {
       if (found) return found;
     }
   }
-  if (spec.evalText !== undefined) {
+  if (spec.evalText !== undefined && (importError === undefined || !spec.importRequired)) {
     // Indirect eval runs in the global scope, so the function sees globals and nothing else.
     return (0, eval)(spec.evalText) as AnyFunction;
   }

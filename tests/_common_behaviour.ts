@@ -1,0 +1,188 @@
+/**
+ * What Thread and Process must both do, registered once for each: the same semantics, tested with
+ * real workers and real child processes.
+ */
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import { Process, Thread, type ThreadOptions } from "../mod.ts";
+import { add, delayed, fail, forever, targetsUrl, unsendable } from "./fixtures/targets.ts";
+
+type Kind = typeof Thread | typeof Process;
+// deno-lint-ignore no-explicit-any
+type AnyOptions = ThreadOptions<any[], unknown>;
+
+/** Registers the shared tests for `Kind`, each named after it ("Thread.join() ..."). */
+export function testCommonBehaviour(Kind: Kind): void {
+  const kind = Kind.name;
+  const make = (options: AnyOptions): Thread | Process => new Kind(options);
+
+  Deno.test(`${kind} runs an exported target with its args and keeps the result`, async () => {
+    const worker = make({ target: add, args: [2, 40], module: targetsUrl });
+    assertEquals(worker.exitCode, null);
+    worker.start();
+    assert(worker.isAlive());
+    await worker.join();
+    assertEquals(worker.result, 42);
+    assertEquals(worker.exitCode, 0);
+    assertEquals(worker.error, undefined);
+    assert(!worker.isAlive());
+  });
+
+  Deno.test(`${kind} awaits an async target`, async () => {
+    const worker = make({
+      target: delayed,
+      args: [{ nested: [1, "two"] }, 50],
+      module: targetsUrl,
+    });
+    worker.start();
+    await worker.join();
+    assertEquals(worker.result, { nested: [1, "two"] });
+  });
+
+  Deno.test(`${kind} sends a self-contained function that is not exported by its source`, async () => {
+    const worker = make({
+      target: (values: number[]) => values.map((v) => Math.sqrt(v)).reduce((a, b) => a + b, 0),
+      args: [[1, 4, 9]],
+    });
+    worker.start();
+    await worker.join();
+    assertEquals(worker.result, 6);
+  });
+
+  Deno.test(`${kind} rebuilds a thrown error with its class name, message, stack and cause`, async () => {
+    const worker = make({ target: fail, args: ["it broke"], module: targetsUrl });
+    worker.start();
+    await worker.join();
+    assertEquals(worker.exitCode, 1);
+    const error = worker.error!;
+    assertInstanceOf(error, Error);
+    assertEquals(error.name, "TaskFailedError");
+    assertEquals(error.message, "it broke");
+    assertStringIncludes(error.stack!, "targets");
+    assertEquals((error as Error & { code?: string }).code, "E_TASK");
+    assertInstanceOf(error.cause, RangeError);
+    assertEquals((error.cause as Error).message, "the inner cause");
+  });
+
+  Deno.test(`${kind}.join(timeoutMs) resolves while the target still runs`, async () => {
+    const worker = make({ target: forever, module: targetsUrl });
+    worker.start();
+    const started = Date.now();
+    await worker.join(200);
+    assert(Date.now() - started >= 150, "join returned before its timeout");
+    assert(worker.isAlive());
+    assertEquals(worker.exitCode, null);
+    worker.terminate();
+    await worker.join();
+    assertEquals(worker.exitCode, -15);
+    assert(!worker.isAlive());
+  });
+
+  Deno.test(`${kind} gives the exit code that the target passed to process.exit()`, async () => {
+    const worker = make({
+      target: () =>
+        (globalThis as unknown as { process: { exit(code: number): void } }).process.exit(3),
+    });
+    worker.start();
+    await worker.join();
+    assertEquals(worker.exitCode, 3);
+  });
+
+  Deno.test(`${kind}.start() twice throws`, async () => {
+    const worker = make({ target: add, args: [1, 1], module: targetsUrl });
+    worker.start();
+    assertThrows(() => worker.start(), Error, "can only be started once");
+    await worker.join();
+  });
+
+  Deno.test(`${kind}.join() before start() rejects`, async () => {
+    const worker = make({ target: add, args: [1, 1], module: targetsUrl });
+    await assertRejects(() => worker.join(), Error, "before it is started");
+  });
+
+  Deno.test(`${kind}.join() rejects a negative timeout`, async () => {
+    const worker = make({ target: add, args: [1, 1], module: targetsUrl });
+    worker.start();
+    await assertRejects(() => worker.join(-1), RangeError, "'timeoutMs'");
+    await worker.join();
+  });
+
+  Deno.test(`${kind} refuses a target that is not a function`, () => {
+    assertThrows(
+      () => make({ target: 42 as unknown as () => void }),
+      TypeError,
+      "'target' must be a function: received 42",
+    );
+  });
+
+  Deno.test(`${kind} refuses a closure over outside names, naming them`, () => {
+    const offset = 5;
+    const error = assertThrows(
+      () => make({ target: (x: number) => x + offset, args: [1] }),
+      TypeError,
+    );
+    assertStringIncludes(error.message, "'offset'");
+    assertStringIncludes(error.message, "export it");
+  });
+
+  Deno.test(`${kind} refuses a module that does not exist`, () => {
+    assertThrows(
+      () => make({ target: add, module: "./no/such/module.ts" }),
+      TypeError,
+      "'module' does not exist",
+    );
+  });
+
+  Deno.test(`${kind} refuses a module that does not export the target`, () => {
+    const offset = 1;
+    assertThrows(
+      () => make({ target: (x: number) => x + offset, module: targetsUrl }),
+      TypeError,
+      "does not export",
+    );
+  });
+
+  Deno.test(`${kind}.start() names the argument that cannot be cloned`, () => {
+    const worker = make({ target: add, args: [1, () => 2] as never, module: targetsUrl });
+    assertThrows(() => worker.start(), TypeError, "argument 1");
+    assert(!worker.isAlive());
+  });
+
+  Deno.test(`${kind} reports a result that cannot be sent back as an error`, async () => {
+    const worker = make({ target: unsendable, module: targetsUrl });
+    worker.start();
+    await worker.join();
+    assertEquals(worker.exitCode, 1);
+    assertInstanceOf(worker.error, TypeError);
+    assertStringIncludes(worker.error!.message, "return value");
+  });
+
+  Deno.test(`${kind} gives exit code 1 and names the module when it fails to import`, async () => {
+    const module = new URL(
+      `./throws_on_import${targetsUrl.slice(targetsUrl.lastIndexOf("."))}`,
+      targetsUrl,
+    );
+    const { unreachableTarget } = { unreachableTarget: () => 1 };
+    const worker = make({ target: unreachableTarget, module: module.href });
+    worker.start();
+    await worker.join();
+    assertEquals(worker.exitCode, 1);
+    assertStringIncludes(worker.error!.message, "throws_on_import");
+    assertStringIncludes(String((worker.error!.cause as Error).message), "always fails to import");
+  });
+
+  Deno.test(`${kind} names count up from ${kind}-1 unless given`, () => {
+    const a = make({ target: add, module: targetsUrl });
+    const b = make({ target: add, module: targetsUrl });
+    assertMatch(a.name, new RegExp(`^${kind}-\\d+$`));
+    assertEquals(Number(b.name.split("-")[1]), Number(a.name.split("-")[1]) + 1);
+    assertEquals(make({ target: add, module: targetsUrl, name: "worker-x" }).name, "worker-x");
+  });
+}

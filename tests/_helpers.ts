@@ -1,0 +1,107 @@
+/** Helpers shared by the tests: run a fixture script, watch pids. */
+import { spawn } from "node:child_process";
+import { readFileSync, realpathSync } from "node:fs";
+import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { moduleExtension, scriptCommand } from "./_runtime.deno.ts";
+
+/** The path of a fixture module by its base name, with this runtime's extension. */
+export function fixturePath(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}${moduleExtension}`, import.meta.url));
+}
+
+/** What a finished script left behind. */
+export interface ScriptOutput {
+  code: number | null;
+  signal: string | null;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  stdoutText: string;
+  stderrText: string;
+}
+
+/** Runs a fixture script to its end and collects its output as bytes. */
+export function runFixture(
+  name: string,
+  args: string[] = [],
+  options: { timeoutMs?: number; onStdout?: (text: string, kill: () => void) => void } = {},
+): Promise<ScriptOutput> {
+  const { command, args: baseArgs } = scriptCommand(fixturePath(name));
+  const child = spawn(command, [...baseArgs, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const stdout: Uint8Array[] = [];
+  const stderr: Uint8Array[] = [];
+  const kill = () => child.kill("SIGKILL");
+  child.stdout!.on("data", (chunk: Uint8Array) => {
+    stdout.push(chunk);
+    options.onStdout?.(new TextDecoder().decode(concat(stdout)), kill);
+  });
+  child.stderr!.on("data", (chunk: Uint8Array) => stderr.push(chunk));
+  const timer = setTimeout(kill, options.timeoutMs ?? 30_000);
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const out = concat(stdout);
+      const err = concat(stderr);
+      resolve({
+        code,
+        signal,
+        stdout: out,
+        stderr: err,
+        stdoutText: new TextDecoder().decode(out),
+        stderrText: new TextDecoder().decode(err),
+      });
+    });
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** True while a process exists and is not a zombie waiting to be reaped. */
+export function isPidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The state follows the parenthesised command name, which may itself hold spaces.
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `condition` until it holds or `timeoutMs` passes; returns whether it held. */
+export async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return condition();
+}
+
+/** The bytes 0-255 twice, with invalid UTF-8 and what looks like framing, to test passthrough. */
+export const garbageBytes: Uint8Array = (() => {
+  const bytes = new Uint8Array(600);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) % 256;
+  bytes.set(new TextEncoder().encode('{"type":"result","value":1}\n'), 512);
+  return bytes;
+})();
+
+/** Whether the module at `url` is the script that was run, on either runtime. */
+export function isMainScript(url: string): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === url;
+  } catch {
+    return false;
+  }
+}
