@@ -4,9 +4,7 @@
  *
  * @module
  */
-import { parentPort } from "node:worker_threads";
 import type { ParentLink } from "./_protocol.ts";
-import { connectViaIpc, connectViaPort } from "./_node_links.ts";
 
 interface WorkerScope {
   postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;
@@ -15,13 +13,17 @@ interface WorkerScope {
 }
 
 /** Connects to the parent, whether this is a Web Worker, a node worker or a child process. */
-export function connectToParent(): ParentLink {
-  if (parentPort) return connectViaPort(parentPort);
-  // Only a Web Worker's global scope defines WorkerGlobalScope.
+export async function connectToParent(): Promise<ParentLink> {
+  // Only a Web Worker's global scope defines WorkerGlobalScope (Deno's node workers do not).
+  // Web Workers are the common case, and importing node modules would add to their start-up.
   if ("WorkerGlobalScope" in globalThis) {
     return connectViaWorkerScope(globalThis as unknown as WorkerScope);
   }
-  return connectViaIpc();
+  const [{ parentPort }, { connectViaIpc, connectViaPort }] = await Promise.all([
+    import("node:worker_threads"),
+    import("./_node_links.ts"),
+  ]);
+  return parentPort ? connectViaPort(parentPort) : connectViaIpc();
 }
 
 function connectViaWorkerScope(scope: WorkerScope): ParentLink {

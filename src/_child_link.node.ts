@@ -9,6 +9,6 @@ import type { ParentLink } from "./_protocol.ts";
 import { connectViaIpc, connectViaPort } from "./_node_links.ts";
 
 /** Connects to the parent, whether this is a worker thread or a child process. */
-export function connectToParent(): ParentLink {
-  return parentPort ? connectViaPort(parentPort) : connectViaIpc();
+export function connectToParent(): Promise<ParentLink> {
+  return Promise.resolve(parentPort ? connectViaPort(parentPort) : connectViaIpc());
 }

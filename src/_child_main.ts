@@ -17,7 +17,7 @@ import { resolveTarget } from "./_target_resolve.ts";
 // tell (test registrations, for one, stay out of children).
 (globalThis as Record<symbol, unknown>)[Symbol.for("multiproc.child")] = true;
 
-const link = connectToParent();
+const link = await connectToParent();
 
 link.onMessage(async (message) => {
   const run = message as RunMessage;
