@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParentLink } from "./_protocol.ts";
+import { CHILD_PROCESS_FLAG, type ParentLink } from "./_protocol.ts";
 
 interface WorkerScope {
   postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;
@@ -19,10 +19,10 @@ export async function connectToParent(): Promise<ParentLink> {
   if ("WorkerGlobalScope" in globalThis) {
     return connectViaWorkerScope(globalThis as unknown as WorkerScope);
   }
-  const [{ parentPort }, { connectViaIpc, connectViaPort }] = await Promise.all([
-    import("node:worker_threads"),
-    import("./_node_links.ts"),
-  ]);
+  const { connectViaIpc, connectViaPort } = await import("./_node_links.ts");
+  // A child process is told so on its command line, which spares it node:worker_threads.
+  if (Deno.args.includes(CHILD_PROCESS_FLAG)) return connectViaIpc();
+  const { parentPort } = await import("node:worker_threads");
   return parentPort ? connectViaPort(parentPort) : connectViaIpc();
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import os from "node:os";
-import type { WorkerHandle, WorkerListeners } from "./_protocol.ts";
+import { CHILD_PROCESS_FLAG, type WorkerHandle, type WorkerListeners } from "./_protocol.ts";
 import { startNodeWorker } from "./_node_worker.ts";
 
 /** URL of the module that the user ran, which children re-import to find exported targets. */
@@ -50,7 +50,7 @@ export function childProcessCommand(): { command: string; args: string[] } {
   }
   return {
     command: Deno.execPath(),
-    args: ["run", "--quiet", "--no-prompt", ...flags, childEntry.href],
+    args: ["run", "--quiet", "--no-prompt", ...flags, childEntry.href, CHILD_PROCESS_FLAG],
   };
 }
 

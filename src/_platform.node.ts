@@ -8,7 +8,7 @@ import { realpathSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { WorkerHandle, WorkerListeners } from "./_protocol.ts";
+import { CHILD_PROCESS_FLAG, type WorkerHandle, type WorkerListeners } from "./_protocol.ts";
 import { startNodeWorker } from "./_node_worker.ts";
 
 /** URL of the script that the user ran, which children re-import to find exported targets. */
@@ -48,7 +48,10 @@ export function childProcessCommand(): { command: string; args: string[] } {
     }
     execArgv.push(flag);
   }
-  return { command: process.execPath, args: [...execArgv, fileURLToPath(childEntry)] };
+  return {
+    command: process.execPath,
+    args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG],
+  };
 }
 
 /** Starts a worker thread running the child entry. */

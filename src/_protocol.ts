@@ -7,6 +7,9 @@
  * @module
  */
 
+/** The argument that tells the child entry that it runs in a child process, not a worker. */
+export const CHILD_PROCESS_FLAG = "--multiproc-child-process";
+
 /** How a target function travels: by module and export name, or by source text. */
 export interface TargetSpec {
   /** URL of the module that exports the function, when known. */
