@@ -5,35 +5,40 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import type { WorkerHandle, WorkerListeners } from "./_protocol.ts";
+import {
+  type ChildHandle,
+  type ChildListeners,
+  type ChildMessage,
+  SIGNAL_EXIT_CODES,
+} from "./_protocol.ts";
 
-/** Starts a worker on `entry` and reports its messages and any exit that the parent did not ask for. */
+/** Starts a worker on `entry` and reports its messages and its exit. */
 export function startNodeWorker(
   entry: URL,
   options: { daemon: boolean; name: string },
-  listeners: WorkerListeners,
-): WorkerHandle {
+  listeners: ChildListeners,
+): ChildHandle {
   const worker = new Worker(
     entry,
     { name: options.name } as ConstructorParameters<typeof Worker>[1],
   );
-  let stopped = false;
-  worker.on("message", (message: unknown) => listeners.message(message));
+  let stoppedWith: "SIGTERM" | "SIGKILL" | undefined;
+  worker.on("message", (message: ChildMessage) => listeners.message(message));
   worker.on("error", (error: unknown) => {
-    if (!stopped) listeners.error(error instanceof Error ? error : new Error(String(error)));
+    if (!stoppedWith) listeners.error(error instanceof Error ? error : new Error(String(error)));
   });
   worker.on("messageerror", () => {
     listeners.error(new TypeError("A message from the worker could not be deserialized"));
   });
   worker.on("exit", (code: number) => {
-    if (!stopped) listeners.exit(code);
+    listeners.exit(stoppedWith ? SIGNAL_EXIT_CODES[stoppedWith] : code);
   });
   if (options.daemon) worker.unref();
   return {
-    postMessage: (message, transfer) =>
+    send: (message, transfer) =>
       worker.postMessage(message, transfer as Parameters<Worker["postMessage"]>[1]),
-    terminate: () => {
-      stopped = true;
+    stop: (signal) => {
+      stoppedWith ??= signal;
       void worker.terminate();
     },
   };

@@ -5,7 +5,12 @@
  * @module
  */
 import os from "node:os";
-import { CHILD_PROCESS_FLAG, type WorkerHandle, type WorkerListeners } from "./_protocol.ts";
+import {
+  CHILD_PROCESS_FLAG,
+  type ChildHandle,
+  type ChildListeners,
+  SIGNAL_EXIT_CODES,
+} from "./_protocol.ts";
 import { startNodeWorker } from "./_node_worker.ts";
 
 /** URL of the module that the user ran, which children re-import to find exported targets. */
@@ -60,32 +65,38 @@ export function childProcessCommand(): { command: string; args: string[] } {
  */
 export function startThread(
   options: { daemon: boolean; name: string },
-  listeners: WorkerListeners,
-): WorkerHandle {
+  listeners: ChildListeners,
+): ChildHandle {
   if (options.daemon) {
     return startNodeWorker(new URL("./_child_main.ts", import.meta.url), options, listeners);
   }
   const worker = new Worker(childEntry, { type: "module", name: options.name });
-  let stopped = false;
-  const stop = () => {
-    stopped = true;
+  let exited = false;
+  // A Web Worker has no exit event: the exits are the ones that the parent causes or sees.
+  const exit = (exitCode: number) => {
+    if (exited) return;
+    exited = true;
     worker.terminate();
+    listeners.exit(exitCode);
   };
-  worker.onmessage = (event: MessageEvent) => listeners.message(event.data);
+  worker.onmessage = (event: MessageEvent) => {
+    listeners.message(event.data);
+    // Deno.exit() in the worker closes it silently; the child entry reports the code first.
+    if (event.data?.type === "exit") exit(event.data.code);
+  };
   worker.onerror = (event: ErrorEvent) => {
     // Without preventDefault an error in a worker would end the whole parent process.
     event.preventDefault();
-    if (stopped) return;
+    if (exited) return;
     listeners.error(event.error instanceof Error ? event.error : new Error(event.message));
-    stop();
-    listeners.exit(1);
+    exit(1);
   };
   worker.onmessageerror = () => {
     listeners.error(new TypeError("A message from the worker could not be deserialized"));
   };
   return {
-    postMessage: (message, transfer) => worker.postMessage(message, { transfer: transfer ?? [] }),
-    terminate: stop,
+    send: (message, transfer) => worker.postMessage(message, { transfer: transfer ?? [] }),
+    stop: (signal) => exit(SIGNAL_EXIT_CODES[signal]),
   };
 }
 

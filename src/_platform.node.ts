@@ -8,7 +8,7 @@ import { realpathSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { CHILD_PROCESS_FLAG, type WorkerHandle, type WorkerListeners } from "./_protocol.ts";
+import { CHILD_PROCESS_FLAG, type ChildHandle, type ChildListeners } from "./_protocol.ts";
 import { startNodeWorker } from "./_node_worker.ts";
 
 /** URL of the script that the user ran, which children re-import to find exported targets. */
@@ -57,8 +57,8 @@ export function childProcessCommand(): { command: string; args: string[] } {
 /** Starts a worker thread running the child entry. */
 export function startThread(
   options: { daemon: boolean; name: string },
-  listeners: WorkerListeners,
-): WorkerHandle {
+  listeners: ChildListeners,
+): ChildHandle {
   return startNodeWorker(childEntry, options, listeners);
 }
 

@@ -227,23 +227,31 @@ export function describeValue(value: unknown): string {
   return `object ${value.constructor?.name ?? "Object"}`;
 }
 
-/** What the parent learns from a worker thread. */
-export interface WorkerListeners {
+/** What the parent learns from a worker thread or child process. */
+export interface ChildListeners {
   /** A message from the child entry. */
-  message(message: unknown): void;
-  /** An error outside any task (for example in the worker's own startup). */
+  message(message: ChildMessage): void;
+  /** An error outside any task, for example in the child's own start-up. */
   error(error: Error): void;
-  /** The worker stopped without being asked to, with this exit code. */
-  exit(code: number): void;
+  /**
+   * The child is gone, reported exactly once: its exit code, or minus the number of the signal
+   * that ended it (a stopped worker thread reports `-15` or `-9` as if it had been signalled).
+   */
+  exit(exitCode: number): void;
 }
 
-/** The parent's hold on a worker thread. */
-export interface WorkerHandle {
-  /** Sends a message; throws a `DataCloneError` when it cannot be cloned. */
-  postMessage(message: unknown, transfer?: Transferable[]): void;
-  /** Stops the worker at once. No `exit` is reported for it. */
-  terminate(): void;
+/** The parent's hold on a worker thread or child process. */
+export interface ChildHandle {
+  /** The process id; undefined for a worker thread. */
+  readonly pid?: number;
+  /** Sends a message; throws when it cannot be cloned. */
+  send(message: unknown, transfer?: Transferable[]): void;
+  /** Stops the child; `exit` follows. */
+  stop(signal: "SIGTERM" | "SIGKILL"): void;
 }
+
+/** Exit codes that a stopped worker thread reports, as for a process ended by these signals. */
+export const SIGNAL_EXIT_CODES = { SIGTERM: -15, SIGKILL: -9 } as const;
 
 /** A child's line to its parent, whatever carries it. */
 export interface ParentLink {

@@ -5,11 +5,12 @@
  * @module
  */
 import {
+  type ChildHandle,
+  type ChildListeners,
   type ChildMessage,
   describeValue,
   deserializeError,
   findUncloneableArgument,
-  type RunMessage,
   type TargetSpec,
 } from "./_protocol.ts";
 import { describeTarget } from "./_target.ts";
@@ -23,35 +24,11 @@ export interface RunnerOptions {
   daemon?: boolean;
 }
 
-/** What a started child reports back to its runner. */
-export interface ChildEvents {
-  message(message: ChildMessage): void;
-  /** The child is gone: its exit code, or minus the signal number. */
-  exit(exitCode: number): void;
-  /** A failure outside the target, such as the child not starting at all. */
-  error(error: Error): void;
-}
-
-/** A started child, as its runner sees it. */
-export interface LaunchedChild {
-  /** Sends the run message; throws when it cannot be cloned. */
-  send(message: RunMessage): void;
-  /** Stops the child with SIGTERM or SIGKILL (or their worker equivalent). */
-  stop(signal: "SIGTERM" | "SIGKILL"): void;
-  /** Ends the child once it has sent its outcome, for children that do not exit by themselves. */
-  release(): void;
-  readonly pid?: number;
-}
-
-/** Starts children of one kind. */
+/** Starts children of one kind: a worker thread or a child process. */
 export type Launcher = (
   options: { name: string; daemon: boolean },
-  events: ChildEvents,
-) => LaunchedChild;
-
-/** Exit code given to a worker thread that `terminate()` stopped, as for a process and SIGTERM. */
-const SIGTERM_EXIT = -15;
-const SIGKILL_EXIT = -9;
+  listeners: ChildListeners,
+) => ChildHandle;
 
 /** Runs one target once in one child. */
 export class Runner {
@@ -61,7 +38,7 @@ export class Runner {
   #target: TargetSpec;
   #args: unknown[];
   #launcher: Launcher;
-  #child?: LaunchedChild;
+  #child?: ChildHandle;
   #state: "initial" | "started" | "finished" = "initial";
   #finished: Promise<void>;
   #markFinished!: () => void;
@@ -140,11 +117,13 @@ export class Runner {
       );
     }
     this.#state = "started";
-    const child = this.#launcher({ name: this.name, daemon: this.#daemon }, {
-      message: (message) => this.#onMessage(message),
-      exit: (exitCode) => this.#finish(exitCode),
+    // Events of a child that failed to take its run message are not this runner's any more.
+    const current = () => this.#child === child;
+    const child: ChildHandle = this.#launcher({ name: this.name, daemon: this.#daemon }, {
+      message: (message) => current() && this.#onMessage(message),
+      exit: (exitCode) => current() && this.#finish(exitCode),
       error: (error) => {
-        this.error ??= error;
+        if (current()) this.error ??= error;
       },
     });
     this.#child = child;
@@ -152,9 +131,9 @@ export class Runner {
       child.send({ type: "run", target: this.#target, args: this.#args, name: this.name });
     } catch (error) {
       // Values that the walk lets through but the runtime still refuses, such as host objects.
+      this.#child = undefined;
       child.stop("SIGKILL");
       this.#state = "initial";
-      this.#child = undefined;
       throw new TypeError(
         `${this.kind} arguments cannot be sent: ${
           error instanceof Error ? error.message : String(error)
@@ -165,23 +144,15 @@ export class Runner {
   }
 
   #onMessage(message: ChildMessage): void {
-    switch (message.type) {
-      case "result":
-        this.#outcomeReceived = true;
-        this.result = message.value;
-        this.#child?.release();
-        if (this.kind === "Thread") this.#finish(0);
-        break;
-      case "error":
-        this.#outcomeReceived = true;
-        this.error = deserializeError(message.error);
-        this.#child?.release();
-        if (this.kind === "Thread") this.#finish(1);
-        break;
-      case "exit":
-        this.#child?.release();
-        this.#finish(message.code);
-        break;
+    if (message.type !== "result" && message.type !== "error") return;
+    this.#outcomeReceived = true;
+    if (message.type === "result") this.result = message.value;
+    else this.error = deserializeError(message.error);
+    // A process exits by itself once it has sent its outcome; a worker is stopped, as a thread
+    // ends when its target returns, whatever timers the target left behind.
+    if (this.kind === "Thread") {
+      this.#finish(message.type === "result" ? 0 : 1);
+      this.#child?.stop("SIGTERM");
     }
   }
 
@@ -223,9 +194,6 @@ export class Runner {
   }
 
   stop(signal: "SIGTERM" | "SIGKILL"): void {
-    if (this.#state !== "started" || !this.#child) return;
-    this.#child.stop(signal);
-    // A worker thread has no exit of its own to report after being stopped.
-    if (this.kind === "Thread") this.#finish(signal === "SIGKILL" ? SIGKILL_EXIT : SIGTERM_EXIT);
+    if (this.#state === "started") this.#child?.stop(signal);
   }
 }

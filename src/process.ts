@@ -3,11 +3,8 @@
  *
  * @module
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { constants } from "node:os";
-import { type ChildEvents, type LaunchedChild, Runner } from "./_runner.ts";
-import { childProcessCommand, onParentExit } from "./_platform.deno.ts";
-import type { ChildMessage } from "./_protocol.ts";
+import { Runner } from "./_runner.ts";
+import { startChildProcess } from "./_child_process.ts";
 
 /** Options for {@linkcode Process}. */
 export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unknown> {
@@ -59,7 +56,12 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * wrong type.
    */
   constructor(options: ProcessOptions<Args, Result>) {
-    this.#runner = new Runner("Process", options, `Process-${++processCount}`, launchProcess);
+    this.#runner = new Runner(
+      "Process",
+      options,
+      `Process-${++processCount}`,
+      startChildProcess,
+    );
   }
 
   /** The process's name, for messages and error reports. */
@@ -146,64 +148,4 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   kill(): void {
     this.#runner.stop("SIGKILL");
   }
-}
-
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function stopLiveChildren(): void {
-  // The children would also see their channel close and exit; killing them here is quicker.
-  for (const child of liveChildren) child.kill("SIGTERM");
-}
-
-function launchProcess(
-  options: { name: string; daemon: boolean },
-  events: ChildEvents,
-): LaunchedChild {
-  const { command, args } = childProcessCommand();
-  const child = spawn(command, args, {
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-    serialization: "advanced",
-    windowsHide: true,
-  });
-  child.on("error", (error) => events.error(error));
-  if (child.pid === undefined) {
-    throw new Error(`Cannot start a child process with '${command}'`);
-  }
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    onParentExit(stopLiveChildren);
-  }
-  liveChildren.add(child);
-  // The exit comes first or last; the outcome message is read before the channel disconnects.
-  let exitCode: number | undefined;
-  let disconnected = false;
-  const finishWhenBoth = () => {
-    if (exitCode !== undefined && disconnected) events.exit(exitCode);
-  };
-  child.on("message", (message: ChildMessage) => events.message(message));
-  child.on("disconnect", () => {
-    disconnected = true;
-    finishWhenBoth();
-  });
-  child.on("exit", (code, signal) => {
-    liveChildren.delete(child);
-    exitCode = code ?? -(signal ? constants.signals[signal] : 1);
-    if (!child.connected) disconnected = true;
-    finishWhenBoth();
-  });
-  if (options.daemon) {
-    child.unref();
-    (child.channel as { unref?: () => void } | undefined)?.unref?.();
-  }
-  return {
-    pid: child.pid,
-    send: (message) => {
-      child.send(message);
-    },
-    stop: (signal) => {
-      child.kill(signal);
-    },
-    release: () => {},
-  };
 }

@@ -3,9 +3,8 @@
  *
  * @module
  */
-import { type ChildEvents, type LaunchedChild, Runner } from "./_runner.ts";
+import { Runner } from "./_runner.ts";
 import { startThread } from "./_platform.deno.ts";
-import type { ChildMessage } from "./_protocol.ts";
 
 /** Options for {@linkcode Thread}. */
 export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unknown> {
@@ -65,7 +64,7 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * wrong type.
    */
   constructor(options: ThreadOptions<Args, Result>) {
-    this.#runner = new Runner("Thread", options, `Thread-${++threadCount}`, launchThread);
+    this.#runner = new Runner("Thread", options, `Thread-${++threadCount}`, startThread);
   }
 
   /** The thread's name, for messages and error reports. */
@@ -141,20 +140,4 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
   terminate(): void {
     this.#runner.stop("SIGTERM");
   }
-}
-
-function launchThread(
-  options: { name: string; daemon: boolean },
-  events: ChildEvents,
-): LaunchedChild {
-  const handle = startThread(options, {
-    message: (message) => events.message(message as ChildMessage),
-    error: (error) => events.error(error),
-    exit: (code) => events.exit(code),
-  });
-  return {
-    send: (message) => handle.postMessage(message),
-    stop: () => handle.terminate(),
-    release: () => handle.terminate(),
-  };
 }
