@@ -17,6 +17,7 @@
  * @module
  */
 export * from "./src/cpu_count.ts";
+export * from "./src/errors.ts";
 export * from "./src/process.ts";
 export * from "./src/thread.ts";
 export * from "./src/version.ts";

@@ -7,6 +7,15 @@
  * @module
  */
 
+import {
+  BrokenPoolError,
+  CancelledError,
+  QueueEmptyError,
+  QueueFullError,
+  TimeoutError,
+  WorkerCrashedError,
+} from "./errors.ts";
+
 /** The argument that tells the child entry that it runs in a child process, not a worker. */
 export const CHILD_PROCESS_FLAG = "--multiproc-child-process";
 
@@ -68,7 +77,8 @@ export interface SerializedError {
   thrown?: { value: unknown };
 }
 
-const builtinErrors: Record<string, ErrorConstructor> = {
+// Only the prototype is used: errors are rebuilt without calling their constructors.
+const knownErrors: Record<string, { prototype: Error }> = {
   Error,
   TypeError,
   RangeError,
@@ -76,16 +86,22 @@ const builtinErrors: Record<string, ErrorConstructor> = {
   ReferenceError,
   EvalError,
   URIError,
+  WorkerCrashedError,
+  BrokenPoolError,
+  TimeoutError,
+  CancelledError,
+  QueueFullError,
+  QueueEmptyError,
 };
 
-const registeredErrors = new Map<string, new (message?: string) => Error>();
+const registeredErrors = new Map<string, { prototype: Error }>();
 
 /**
  * Makes errors named `ctor.name` come back as instances of `ctor`. Classes must be registered in
  * the process that rebuilds the error, usually the parent.
  */
 export function registerErrorClassByName(
-  ctor: new (message?: string) => Error,
+  ctor: { name: string; prototype: Error },
 ): void {
   registeredErrors.set(ctor.name, ctor);
 }
@@ -133,7 +149,7 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
 
 /** Rebuilds an error from its record, with its class where that class is known. */
 export function deserializeError(record: SerializedError): Error {
-  const Ctor = registeredErrors.get(record.name) ?? builtinErrors[record.name] ?? Error;
+  const Ctor = registeredErrors.get(record.name) ?? knownErrors[record.name] ?? Error;
   const error = Object.create(Ctor.prototype) as Error;
   Object.defineProperty(error, "message", {
     value: record.message,

@@ -1,0 +1,133 @@
+/**
+ * The errors that callers of multiproc catch: a crashed worker, a broken pool, a timeout, a
+ * cancelled future, a full or empty queue. Everything else is a `TypeError` or `RangeError`.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode WorkerCrashedError}. */
+export interface WorkerCrashedErrorOptions {
+  /** The worker's exit code, or minus the signal number (as `Process.exitCode`). */
+  exitCode?: number | null;
+  /** The name of the signal that ended the worker, if one did. */
+  signal?: string | null;
+  /** The last lines that the worker wrote to stderr, if they were kept. */
+  stderrTail?: string;
+  /** What was known of the crash, such as an uncaught error in the worker. */
+  cause?: unknown;
+}
+
+/**
+ * A worker thread or child process died while it ran a task: an uncaught error outside the task,
+ * `Deno.exit()` / `process.exit()`, a signal from outside, or running out of memory. Only the task
+ * that it was running rejects with this error.
+ *
+ * @example Tell a crash from a task's own error
+ * ```ts
+ * import { WorkerCrashedError } from "@multiproc/multiproc";
+ *
+ * const error = new WorkerCrashedError("Worker 'Pool-1-worker-2' crashed", { exitCode: -9, signal: "SIGKILL" });
+ * console.log(error instanceof WorkerCrashedError, error.exitCode); // true -9
+ * ```
+ */
+export class WorkerCrashedError extends Error {
+  /** Always `"WorkerCrashedError"`, also after the error crossed from a worker. */
+  override name = "WorkerCrashedError";
+  /** The worker's exit code, or minus the signal number; null when unknown. */
+  readonly exitCode: number | null;
+  /** The name of the signal that ended the worker, or null. */
+  readonly signal: string | null;
+  /** The last lines of the worker's stderr, or an empty string when none were kept. */
+  readonly stderrTail: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What crashed, in a sentence.
+   * @param options The exit code, signal, stderr tail and cause.
+   */
+  constructor(message: string, options: WorkerCrashedErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.exitCode = options.exitCode ?? null;
+    this.signal = options.signal ?? null;
+    this.stderrTail = options.stderrTail ?? "";
+  }
+}
+
+/**
+ * A pool can no longer run tasks: a worker crashed under `onCrash: "break"`, or the pool was
+ * terminated. Every pending task rejects with it, as with Python's `BrokenProcessPool`.
+ *
+ * @example
+ * ```ts
+ * import { BrokenPoolError } from "@multiproc/multiproc";
+ *
+ * const error = new BrokenPoolError("The pool was terminated");
+ * console.log(error.name); // "BrokenPoolError"
+ * ```
+ */
+export class BrokenPoolError extends Error {
+  /** Always `"BrokenPoolError"`, also after the error crossed from a worker. */
+  override name = "BrokenPoolError";
+}
+
+/**
+ * A wait ran past its `timeoutMs`: a task, a future, a queue operation or a lock acquisition.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "@multiproc/multiproc";
+ *
+ * const error = new TimeoutError("The task did not finish within 100 ms");
+ * console.log(error instanceof Error); // true
+ * ```
+ */
+export class TimeoutError extends Error {
+  /** Always `"TimeoutError"`, also after the error crossed from a worker. */
+  override name = "TimeoutError";
+}
+
+/**
+ * A future was cancelled before it could settle, as Python's `concurrent.futures.CancelledError`.
+ *
+ * @example
+ * ```ts
+ * import { CancelledError } from "@multiproc/multiproc";
+ *
+ * console.log(new CancelledError("The task was cancelled").name); // "CancelledError"
+ * ```
+ */
+export class CancelledError extends Error {
+  /** Always `"CancelledError"`, also after the error crossed from a worker. */
+  override name = "CancelledError";
+}
+
+/**
+ * `putNowait()` on a queue that is full, as Python's `queue.Full`.
+ *
+ * @example
+ * ```ts
+ * import { QueueFullError } from "@multiproc/multiproc";
+ *
+ * console.log(new QueueFullError("The queue is full: maxsize 1").name); // "QueueFullError"
+ * ```
+ */
+export class QueueFullError extends Error {
+  /** Always `"QueueFullError"`, also after the error crossed from a worker. */
+  override name = "QueueFullError";
+}
+
+/**
+ * `getNowait()` on a queue that is empty, as Python's `queue.Empty`.
+ *
+ * @example
+ * ```ts
+ * import { QueueEmptyError } from "@multiproc/multiproc";
+ *
+ * console.log(new QueueEmptyError("The queue is empty").name); // "QueueEmptyError"
+ * ```
+ */
+export class QueueEmptyError extends Error {
+  /** Always `"QueueEmptyError"`, also after the error crossed from a worker. */
+  override name = "QueueEmptyError";
+}
