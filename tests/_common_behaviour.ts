@@ -11,7 +11,7 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
-import { Process, Thread, type ThreadOptions } from "../mod.ts";
+import type { Process, Thread, ThreadOptions } from "../mod.ts";
 import { add, delayed, fail, forever, targetsUrl, unsendable } from "./fixtures/targets.ts";
 
 type Kind = typeof Thread | typeof Process;
