@@ -16,6 +16,7 @@
  *
  * @module
  */
+export * from "./src/context.ts";
 export * from "./src/cpu_count.ts";
 export * from "./src/errors.ts";
 export * from "./src/process.ts";

@@ -8,6 +8,7 @@ import { connectToParent } from "./_child_link.deno.ts";
 import {
   describeValue,
   findUncloneableArgument,
+  type ParentMessage,
   type RunMessage,
   serializeError,
 } from "./_protocol.ts";
@@ -19,11 +20,45 @@ import { resolveTarget } from "./_target_resolve.ts";
 
 const link = await connectToParent();
 
-link.onMessage(async (message) => {
-  const run = message as RunMessage;
-  if (run.type !== "run") return;
+// A forkserver spare imports its preload modules before it is handed a target; a run message that
+// arrives meanwhile waits for them.
+let preloaded: Promise<void> = Promise.resolve();
+
+link.onMessage((message) => {
+  const typed = message as ParentMessage;
+  switch (typed.type) {
+    case "preload":
+      preloaded = preload(typed.modules, typed.optional);
+      // A failed preload is reported by the run that waits for it, not as an unhandled rejection.
+      preloaded.catch(() => {});
+      break;
+    case "run":
+      void runOnce(typed);
+      break;
+  }
+});
+
+async function preload(modules: string[], optional: string[]): Promise<void> {
+  // Imported one after another, in the order given, as Python's forkserver does.
+  for (const module of modules) {
+    try {
+      await import(module);
+    } catch (error) {
+      await link.send({ type: "ready" });
+      throw new TypeError(`Cannot preload the module '${module}'`, { cause: error });
+    }
+  }
+  for (const module of optional) {
+    // A main module that fails here fails again, with its error, for a target that needs it.
+    await import(module).catch(() => {});
+  }
+  await link.send({ type: "ready" });
+}
+
+async function runOnce(run: RunMessage): Promise<void> {
   let value: unknown;
   try {
+    await preloaded;
     const target = await resolveTarget(run.target);
     value = await target(...run.args);
   } catch (error) {
@@ -47,7 +82,7 @@ link.onMessage(async (message) => {
     return;
   }
   link.finish(0);
-});
+}
 
 async function reportError(name: string, error: unknown): Promise<void> {
   // Like Python's traceback on stderr for an uncaught exception in a thread or process.

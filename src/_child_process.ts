@@ -1,13 +1,12 @@
 /**
  * Starting a child process that runs the child entry, and making sure it never outlives the
- * parent. `Process` and the process pools use it; both runtimes run the same code, with the
- * command line from the platform seam.
+ * parent. Both runtimes run this code, with the command line from the platform seam.
  *
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
-import { childProcessCommand, onParentExit } from "./_platform.deno.ts";
+import { childProcessCommand, onParentExit, unrefTimer } from "./_platform.deno.ts";
 import type { ChildHandle, ChildListeners, ChildMessage } from "./_protocol.ts";
 
 const liveChildren = new Set<ChildProcess>();
@@ -18,23 +17,37 @@ function stopLiveChildren(): void {
   for (const child of liveChildren) child.kill("SIGTERM");
 }
 
+/** A child process whose listeners can change hands, as a forkserver spare's do. */
+export interface ChildProcessHandle extends ChildHandle {
+  readonly pid: number;
+  /** Whether the child keeps the parent's event loop alive. */
+  setRef(ref: boolean): void;
+  /** Sends this child's events to `listeners` from now on. */
+  setListeners(listeners: ChildListeners): void;
+  /** True until the child has exited. */
+  readonly alive: boolean;
+}
+
 /**
- * Starts a child process on the child entry, connected by an IPC channel and with the parent's
- * stdout and stderr. A daemon child does not keep the parent's event loop alive.
+ * Starts a child process on the child entry, connected by an IPC channel, with the parent's stdout
+ * and stderr and without stdin. It exits by itself when the parent is gone.
  *
+ * @param options `ref: false` for a child that must not keep the parent alive.
+ * @param listeners Where its messages and its exit go.
  * @throws {Error} When the runtime cannot be started at all.
  */
-export function startChildProcess(
-  options: { daemon: boolean },
+export function spawnChildProcess(
+  options: { ref: boolean },
   listeners: ChildListeners,
-): ChildHandle {
+): ChildProcessHandle {
   const { command, args } = childProcessCommand();
   const child = spawn(command, args, {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     serialization: "advanced",
     windowsHide: true,
   });
-  child.on("error", (error) => listeners.error(error));
+  let current = listeners;
+  child.on("error", (error) => current.error(error));
   if (child.pid === undefined) {
     throw new Error(`Cannot start a child process with '${command}'`);
   }
@@ -47,25 +60,34 @@ export function startChildProcess(
   // has disconnected, so the exit is reported after both.
   let exitCode: number | undefined;
   let disconnected = false;
+  let reported = false;
   const reportWhenBoth = () => {
-    if (exitCode !== undefined && disconnected) listeners.exit(exitCode);
+    if (exitCode === undefined || !disconnected || reported) return;
+    reported = true;
+    current.exit(exitCode);
   };
-  child.on("message", (message: ChildMessage) => listeners.message(message));
+  child.on("message", (message: ChildMessage) => current.message(message));
+  let disconnectDeadline: ReturnType<typeof setTimeout> | undefined;
   child.on("disconnect", () => {
     disconnected = true;
+    clearTimeout(disconnectDeadline);
     reportWhenBoth();
   });
   child.on("exit", (code, signal) => {
     liveChildren.delete(child);
     exitCode = code ?? -(signal ? constants.signals[signal] : 1);
-    if (!child.connected) disconnected = true;
     reportWhenBoth();
+    // The channel closes with the process; should its event never come, the exit still counts.
+    if (!disconnected) {
+      disconnectDeadline = setTimeout(() => {
+        disconnected = true;
+        reportWhenBoth();
+      }, 2000);
+      unrefTimer(disconnectDeadline);
+    }
   });
-  if (options.daemon) {
-    child.unref();
-    (child.channel as { unref?: () => void } | undefined)?.unref?.();
-  }
-  return {
+  const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
+  const handle: ChildProcessHandle = {
     pid: child.pid,
     send: (message) => {
       child.send(message as Parameters<ChildProcess["send"]>[0]);
@@ -73,5 +95,22 @@ export function startChildProcess(
     stop: (signal) => {
       child.kill(signal);
     },
+    setRef: (ref) => {
+      if (ref) {
+        child.ref();
+        channel()?.ref?.();
+      } else {
+        child.unref();
+        channel()?.unref?.();
+      }
+    },
+    setListeners: (next) => {
+      current = next;
+    },
+    get alive() {
+      return exitCode === undefined;
+    },
   };
+  if (!options.ref) handle.setRef(false);
+  return handle;
 }

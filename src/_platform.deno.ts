@@ -104,3 +104,8 @@ export function startThread(
 export function onParentExit(hook: () => void): void {
   globalThis.addEventListener("unload", hook);
 }
+
+/** Lets a timer fire without keeping the process alive for it. */
+export function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+  Deno.unrefTimer(timer);
+}

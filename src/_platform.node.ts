@@ -66,3 +66,8 @@ export function startThread(
 export function onParentExit(hook: () => void): void {
   process.once("exit", hook);
 }
+
+/** Lets a timer fire without keeping the process alive for it. */
+export function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+  (timer as unknown as { unref(): void }).unref();
+}

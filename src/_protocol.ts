@@ -42,6 +42,23 @@ export interface RunMessage {
   name: string;
 }
 
+/** Parent to a forkserver spare: import these modules before any target. */
+export interface PreloadMessage {
+  type: "preload";
+  /** Modules to import, in order; a failure fails the child's target. */
+  modules: string[];
+  /** Modules to import afterwards whose failure is ignored: the main module, as Python does. */
+  optional: string[];
+}
+
+/** Every message that a parent sends to a child. */
+export type ParentMessage = RunMessage | PreloadMessage;
+
+/** Child to parent: a forkserver spare has imported its preload modules and waits for work. */
+export interface ReadyMessage {
+  type: "ready";
+}
+
 /** Child to parent: the target returned. */
 export interface ResultMessage {
   type: "result";
@@ -61,7 +78,7 @@ export interface ExitMessage {
 }
 
 /** Every message that a child sends to its parent. */
-export type ChildMessage = ResultMessage | ErrorMessage | ExitMessage;
+export type ChildMessage = ResultMessage | ErrorMessage | ExitMessage | ReadyMessage;
 
 /** An error as plain data. */
 export interface SerializedError {

@@ -4,7 +4,12 @@
  * @module
  */
 import { Runner } from "./_runner.ts";
-import { startChildProcess } from "./_child_process.ts";
+import {
+  checkStartMethod,
+  defaultStartMethod,
+  launchProcess,
+  type StartMethod,
+} from "./_start_methods.ts";
 
 /** Options for {@linkcode Process}. */
 export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unknown> {
@@ -22,6 +27,11 @@ export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unk
   module?: string | URL;
   /** A daemon process does not keep the parent alive and is stopped when the parent exits. */
   daemon?: boolean;
+  /**
+   * How the child starts: `"spawn"` or `"forkserver"`. Defaults to the start method in force when
+   * `start()` is called (see `setStartMethod()`).
+   */
+  startMethod?: StartMethod;
 }
 
 let processCount = 0;
@@ -52,15 +62,18 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    *
    * @param options The target, its arguments, and how to run it.
    * @throws {TypeError} When `target` is not a function, when it is neither exported nor
-   * self-contained, when `module` does not exist or does not export it, or when an option has the
-   * wrong type.
+   * self-contained, when `module` does not exist or does not export it, when `startMethod` is not a
+   * start method (`"fork"` included), or when an option has the wrong type.
    */
   constructor(options: ProcessOptions<Args, Result>) {
+    const startMethod = options?.startMethod === undefined
+      ? undefined
+      : checkStartMethod(options.startMethod, "Process 'startMethod'");
     this.#runner = new Runner(
       "Process",
       options,
       `Process-${++processCount}`,
-      startChildProcess,
+      (launch, listeners) => launchProcess(startMethod ?? defaultStartMethod(), launch, listeners),
     );
   }
 

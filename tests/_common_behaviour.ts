@@ -11,19 +11,25 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
-import type { Process, Thread, ThreadOptions } from "../mod.ts";
+import { type Process, Thread, type ThreadOptions } from "../mod.ts";
 import { add, delayed, fail, forever, targetsUrl, unsendable } from "./fixtures/targets.ts";
 
 type Kind = typeof Thread | typeof Process;
 // deno-lint-ignore no-explicit-any
 type AnyOptions = ThreadOptions<any[], unknown>;
 
-/** Registers the shared tests for `Kind`, each named after it ("Thread.join() ..."). */
-export function testCommonBehaviour(Kind: Kind): void {
-  const kind = Kind.name;
+/**
+ * Registers the shared tests for `Kind`, each named after it ("Thread.join() ..."), with `suffix`
+ * after the name (" under forkserver").
+ */
+export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
+  const kind = Kind === Thread ? "Thread" : "Process";
+  const test = (name: string, fn: () => void | Promise<void>) =>
+    // Forkserver spares outlive each test by design; they are stopped when the test run exits.
+    Deno.test({ name: name + suffix, fn, sanitizeResources: !suffix, sanitizeOps: !suffix });
   const make = (options: AnyOptions): Thread | Process => new Kind(options);
 
-  Deno.test(`${kind} runs an exported target with its args and keeps the result`, async () => {
+  test(`${kind} runs an exported target with its args and keeps the result`, async () => {
     const worker = make({ target: add, args: [2, 40], module: targetsUrl });
     assertEquals(worker.exitCode, null);
     worker.start();
@@ -35,7 +41,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assert(!worker.isAlive());
   });
 
-  Deno.test(`${kind} awaits an async target`, async () => {
+  test(`${kind} awaits an async target`, async () => {
     const worker = make({
       target: delayed,
       args: [{ nested: [1, "two"] }, 50],
@@ -46,7 +52,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assertEquals(worker.result, { nested: [1, "two"] });
   });
 
-  Deno.test(`${kind} sends a self-contained function that is not exported by its source`, async () => {
+  test(`${kind} sends a self-contained function that is not exported by its source`, async () => {
     const worker = make({
       target: (values: number[]) => values.map((v) => Math.sqrt(v)).reduce((a, b) => a + b, 0),
       args: [[1, 4, 9]],
@@ -56,7 +62,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assertEquals(worker.result, 6);
   });
 
-  Deno.test(`${kind} rebuilds a thrown error with its class name, message, stack and cause`, async () => {
+  test(`${kind} rebuilds a thrown error with its class name, message, stack and cause`, async () => {
     const worker = make({ target: fail, args: ["it broke"], module: targetsUrl });
     worker.start();
     await worker.join();
@@ -71,7 +77,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assertEquals((error.cause as Error).message, "the inner cause");
   });
 
-  Deno.test(`${kind}.join(timeoutMs) resolves while the target still runs`, async () => {
+  test(`${kind}.join(timeoutMs) resolves while the target still runs`, async () => {
     const worker = make({ target: forever, module: targetsUrl });
     worker.start();
     const started = Date.now();
@@ -85,7 +91,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assert(!worker.isAlive());
   });
 
-  Deno.test(`${kind} gives the exit code that the target passed to process.exit()`, async () => {
+  test(`${kind} gives the exit code that the target passed to process.exit()`, async () => {
     const worker = make({
       target: () =>
         (globalThis as unknown as { process: { exit(code: number): void } }).process.exit(3),
@@ -95,26 +101,26 @@ export function testCommonBehaviour(Kind: Kind): void {
     assertEquals(worker.exitCode, 3);
   });
 
-  Deno.test(`${kind}.start() twice throws`, async () => {
+  test(`${kind}.start() twice throws`, async () => {
     const worker = make({ target: add, args: [1, 1], module: targetsUrl });
     worker.start();
     assertThrows(() => worker.start(), Error, "can only be started once");
     await worker.join();
   });
 
-  Deno.test(`${kind}.join() before start() rejects`, async () => {
+  test(`${kind}.join() before start() rejects`, async () => {
     const worker = make({ target: add, args: [1, 1], module: targetsUrl });
     await assertRejects(() => worker.join(), Error, "before it is started");
   });
 
-  Deno.test(`${kind}.join() rejects a negative timeout`, async () => {
+  test(`${kind}.join() rejects a negative timeout`, async () => {
     const worker = make({ target: add, args: [1, 1], module: targetsUrl });
     worker.start();
     await assertRejects(() => worker.join(-1), RangeError, "'timeoutMs'");
     await worker.join();
   });
 
-  Deno.test(`${kind} refuses a target that is not a function`, () => {
+  test(`${kind} refuses a target that is not a function`, () => {
     assertThrows(
       () => make({ target: 42 as unknown as () => void }),
       TypeError,
@@ -122,7 +128,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     );
   });
 
-  Deno.test(`${kind} refuses a closure over outside names, naming them`, () => {
+  test(`${kind} refuses a closure over outside names, naming them`, () => {
     const offset = 5;
     const error = assertThrows(
       () => make({ target: (x: number) => x + offset, args: [1] }),
@@ -132,7 +138,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assertStringIncludes(error.message, "export it");
   });
 
-  Deno.test(`${kind} refuses a module that does not exist`, () => {
+  test(`${kind} refuses a module that does not exist`, () => {
     assertThrows(
       () => make({ target: add, module: "./no/such/module.ts" }),
       TypeError,
@@ -140,7 +146,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     );
   });
 
-  Deno.test(`${kind} refuses a module that does not export the target`, () => {
+  test(`${kind} refuses a module that does not export the target`, () => {
     const offset = 1;
     assertThrows(
       () => make({ target: (x: number) => x + offset, module: targetsUrl }),
@@ -149,13 +155,13 @@ export function testCommonBehaviour(Kind: Kind): void {
     );
   });
 
-  Deno.test(`${kind}.start() names the argument that cannot be cloned`, () => {
+  test(`${kind}.start() names the argument that cannot be cloned`, () => {
     const worker = make({ target: add, args: [1, () => 2] as never, module: targetsUrl });
     assertThrows(() => worker.start(), TypeError, "argument 1");
     assert(!worker.isAlive());
   });
 
-  Deno.test(`${kind} reports a result that cannot be sent back as an error`, async () => {
+  test(`${kind} reports a result that cannot be sent back as an error`, async () => {
     const worker = make({ target: unsendable, module: targetsUrl });
     worker.start();
     await worker.join();
@@ -164,7 +170,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assertStringIncludes(worker.error!.message, "return value");
   });
 
-  Deno.test(`${kind} gives exit code 1 and names the module when it fails to import`, async () => {
+  test(`${kind} gives exit code 1 and names the module when it fails to import`, async () => {
     const module = new URL(
       `./throws_on_import${targetsUrl.slice(targetsUrl.lastIndexOf("."))}`,
       targetsUrl,
@@ -178,7 +184,7 @@ export function testCommonBehaviour(Kind: Kind): void {
     assertStringIncludes(String((worker.error!.cause as Error).message), "always fails to import");
   });
 
-  Deno.test(`${kind} names count up from ${kind}-1 unless given`, () => {
+  test(`${kind} names count up from ${kind}-1 unless given`, () => {
     const a = make({ target: add, module: targetsUrl });
     const b = make({ target: add, module: targetsUrl });
     assertMatch(a.name, new RegExp(`^${kind}-\\d+$`));

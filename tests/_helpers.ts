@@ -1,9 +1,10 @@
 /** Helpers shared by the tests: run a fixture script, watch pids. */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { moduleExtension, scriptCommand } from "./_runtime.deno.ts";
+import { setStartMethod, type StartMethod } from "../mod.ts";
 
 /** The path of a fixture module by its base name, with this runtime's extension. */
 export function fixturePath(name: string): string {
@@ -104,4 +105,30 @@ export function isMainScript(url: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The pids of the live children of `pid`. Asks `ps`, because Deno lets only fully privileged
+ * scripts read /proc, and the fixture scripts run with the least that spawning needs.
+ */
+export function childPidsOf(pid: number): number[] {
+  let output: string;
+  try {
+    output = execFileSync("ps", ["-o", "pid=,stat=", "--ppid", String(pid)], {
+      encoding: "utf8",
+    });
+  } catch (error) {
+    // ps exits with 1 when there is no such process.
+    if ((error as { status?: number }).status === 1) return [];
+    throw error;
+  }
+  return output.trim().split("\n").filter((line) => line && !/\sZ/.test(line)).map((line) =>
+    Number(line.trim().split(/\s+/)[0])
+  );
+}
+
+/** Applies `--start-method NAME` from the command line, for fixture scripts. */
+export function applyStartMethodArgument(): void {
+  const index = process.argv.indexOf("--start-method");
+  if (index >= 0) setStartMethod(process.argv[index + 1] as StartMethod);
 }

@@ -1,88 +1,106 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { Process } from "../mod.ts";
+import { getContext, Process, type StartMethod } from "../mod.ts";
 import { testCommonBehaviour } from "./_common_behaviour.ts";
 import { garbageBytes, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
 import { forever, targetsUrl } from "./fixtures/targets.ts";
 
 testCommonBehaviour(Process);
 
-Deno.test("Process.terminate() ends the child with -15 and its pid is gone", async () => {
-  const child = new Process({ target: forever, module: targetsUrl });
-  child.start();
-  const pid = child.pid!;
-  assert(Number.isInteger(pid) && pid > 0);
-  assert(isPidAlive(pid));
-  child.terminate();
-  await child.join();
-  assertEquals(child.exitCode, -15);
-  assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
-});
+for (const method of ["spawn", "forkserver"] as StartMethod[]) {
+  const suffix = method === "spawn" ? "" : " under forkserver";
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test({
+      name: name + suffix,
+      fn,
+      sanitizeResources: method === "spawn",
+      sanitizeOps: method === "spawn",
+    });
+  const ContextProcess = getContext(method).Process;
+  const methodArgs = ["--start-method", method];
 
-Deno.test("Process.kill() ends the child with -9 and its pid is gone", async () => {
-  const child = new Process({ target: forever, module: targetsUrl });
-  child.start();
-  const pid = child.pid!;
-  child.kill();
-  await child.join();
-  assertEquals(child.exitCode, -9);
-  assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
-});
-
-Deno.test("Process passes the child's stdout and stderr through byte for byte", async () => {
-  const out = await runFixture("passthrough");
-  assertEquals(out.code, 0, out.stderrText);
-  const twice = new Uint8Array(garbageBytes.length * 2);
-  twice.set(garbageBytes);
-  twice.set(garbageBytes, garbageBytes.length);
-  assertEquals(out.stdout, twice);
-  assertEquals(out.stderr, twice);
-});
-
-Deno.test("Process children exit within 2 s when the parent is killed with SIGKILL", async () => {
-  let pids: number[] = [];
-  const out = await runFixture("parent_busy", [], {
-    onStdout: (text, kill) => {
-      const match = /PIDS (\[.*\])/.exec(text);
-      if (match && pids.length === 0) {
-        pids = JSON.parse(match[1]);
-        kill();
-      }
-    },
+  test("Process.terminate() ends the child with -15 and its pid is gone", async () => {
+    const child = new ContextProcess({ target: forever, module: targetsUrl });
+    child.start();
+    const pid = child.pid!;
+    assert(Number.isInteger(pid) && pid > 0);
+    assert(isPidAlive(pid));
+    child.terminate();
+    await child.join();
+    assertEquals(child.exitCode, -15);
+    assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
   });
-  assertEquals(out.signal, "SIGKILL");
-  assertEquals(pids.length, 3);
-  const gone = await waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000);
-  assert(gone, `still alive: ${pids.filter(isPidAlive).join(", ")}`);
-});
 
-Deno.test("Process daemon children do not keep the parent alive and stop when it exits", async () => {
-  const out = await runFixture("daemons", ["--daemon"], { timeoutMs: 15_000 });
-  assertEquals(out.signal, null, "the parent was still running at its deadline");
-  assertEquals(out.code, 0, out.stderrText);
-  assertStringIncludes(out.stdoutText, "main done");
-  const pid = Number(/PID (\d+)/.exec(out.stdoutText)![1]);
-  assert(await waitUntil(() => !isPidAlive(pid), 2000), `daemon pid ${pid} is still alive`);
-});
+  test("Process.kill() ends the child with -9 and its pid is gone", async () => {
+    const child = new ContextProcess({ target: forever, module: targetsUrl });
+    child.start();
+    const pid = child.pid!;
+    child.kill();
+    await child.join();
+    assertEquals(child.exitCode, -9);
+    assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
+  });
 
-Deno.test("Process non-daemon children keep the parent alive until they finish", async () => {
-  const out = await runFixture("daemons", [], { timeoutMs: 15_000 });
-  assertEquals(out.code, 0, out.stderrText);
-  const lines = out.stdoutText.trim().split("\n");
-  assertEquals(lines.slice(1), ["main done", "RESULTS late late"]);
-});
+  test("Process passes the child's stdout and stderr through byte for byte", async () => {
+    const out = await runFixture("passthrough", methodArgs);
+    assertEquals(out.code, 0, out.stderrText);
+    const twice = new Uint8Array(garbageBytes.length * 2);
+    twice.set(garbageBytes);
+    twice.set(garbageBytes, garbageBytes.length);
+    assertEquals(out.stdout, twice);
+    assertEquals(out.stderr, twice);
+  });
 
-Deno.test("Process prints the target's error and stack to stderr, like a traceback", async () => {
-  const out = await runFixture("traceback");
-  assertEquals(out.code, 0, out.stderrText);
-  assertStringIncludes(out.stderrText, "Process Process-1:");
-  assertStringIncludes(out.stderrText, "TaskFailedError: from the child");
-  assertStringIncludes(out.stderrText, "targets");
-});
+  test("Process children exit within 2 s when the parent is killed with SIGKILL", async () => {
+    let pids: number[] = [];
+    const out = await runFixture("parent_busy", methodArgs, {
+      onStdout: (text, kill) => {
+        const match = /PIDS (\[.*\])/.exec(text);
+        if (match && pids.length === 0) {
+          pids = JSON.parse(match[1]);
+          kill();
+        }
+      },
+    });
+    assertEquals(out.signal, "SIGKILL");
+    assert(pids.length >= 3, `expected at least 3 pids, got ${pids.length}`);
+    const gone = await waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000);
+    assert(gone, `still alive: ${pids.filter(isPidAlive).join(", ")}`);
+  });
 
-Deno.test("Process finds exported targets in the main module, which guards its main block", async () => {
-  const out = await runFixture("main_targets");
-  assertEquals(out.code, 0, out.stderrText);
-  assertStringIncludes(out.stdoutText, "THREAD 12 PROCESS 15");
-  assertStringIncludes(out.stdoutText, "ERROR Thread target 'usesOutside' is not exported");
-  assertStringIncludes(out.stdoutText, "'outside'");
-});
+  test("Process daemon children do not keep the parent alive and stop when it exits", async () => {
+    const out = await runFixture("daemons", ["--daemon", ...methodArgs], { timeoutMs: 15_000 });
+    assertEquals(out.signal, null, "the parent was still running at its deadline");
+    assertEquals(out.code, 0, out.stderrText);
+    assertStringIncludes(out.stdoutText, "main done");
+    const pids = JSON.parse(/PIDS (\[.*\])/.exec(out.stdoutText)![1]) as number[];
+    assert(
+      await waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000),
+      `still alive: ${pids.filter(isPidAlive).join(", ")}`,
+    );
+  });
+
+  test("Process non-daemon children keep the parent alive until they finish", async () => {
+    const out = await runFixture("daemons", methodArgs, { timeoutMs: 15_000 });
+    assertEquals(out.code, 0, out.stderrText);
+    const lines = out.stdoutText.trim().split("\n");
+    assertEquals(lines.slice(1), ["main done", "RESULTS late late"]);
+    const pids = JSON.parse(/PIDS (\[.*\])/.exec(out.stdoutText)![1]) as number[];
+    assert(await waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000));
+  });
+
+  test("Process prints the target's error and stack to stderr, like a traceback", async () => {
+    const out = await runFixture("traceback", methodArgs);
+    assertEquals(out.code, 0, out.stderrText);
+    assertStringIncludes(out.stderrText, "Process Process-1:");
+    assertStringIncludes(out.stderrText, "TaskFailedError: from the child");
+    assertStringIncludes(out.stderrText, "targets");
+  });
+
+  test("Process finds exported targets in the main module, which guards its main block", async () => {
+    const out = await runFixture("main_targets", methodArgs);
+    assertEquals(out.code, 0, out.stderrText);
+    assertStringIncludes(out.stdoutText, "THREAD 12 PROCESS 15");
+    assertStringIncludes(out.stdoutText, "ERROR Thread target 'usesOutside' is not exported");
+    assertStringIncludes(out.stdoutText, "'outside'");
+  });
+}
