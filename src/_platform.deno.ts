@@ -5,6 +5,8 @@
  * @module
  */
 import os from "node:os";
+import { dirname } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import {
   CHILD_PROCESS_FLAG,
   type ChildHandle,
@@ -48,15 +50,39 @@ export function childProcessCommand(): { command: string; args: string[] } {
     flags.push("--allow-all");
   } else {
     for (const name of granted) flags.push(`--allow-${name}`);
-    if (!granted.includes("read") && childEntry.protocol === "file:") {
-      // Without read access the child could not import its own entry or the target's module.
-      flags.push(`--allow-read`);
+    if (!granted.includes("read")) {
+      // The child must read its entry and the main module to import them. It may read them only
+      // where the parent may: never more than the parent holds.
+      const readable = [childEntry.href, Deno.mainModule]
+        .filter((url) => url.startsWith("file:"))
+        .map((url) => widestReadableDirectory(dirname(fromFileUrl(url))))
+        .filter((path): path is string => path !== undefined);
+      if (readable.length > 0) flags.push(`--allow-read=${[...new Set(readable)].join(",")}`);
     }
   }
   return {
     command: Deno.execPath(),
     args: ["run", "--quiet", "--no-prompt", ...flags, childEntry.href, CHILD_PROCESS_FLAG],
   };
+}
+
+function canRead(path: string): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "read", path }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The highest directory above `path`, itself included, that this process may read: the module's
+ * imports usually sit somewhere below it, and the parent holds read access to it anyway.
+ */
+function widestReadableDirectory(path: string): string | undefined {
+  if (!canRead(path)) return undefined;
+  let widest = path;
+  for (let up = dirname(widest); up !== widest && canRead(up); up = dirname(up)) widest = up;
+  return widest;
 }
 
 /**
@@ -95,7 +121,8 @@ export function startThread(
     listeners.error(new TypeError("A message from the worker could not be deserialized"));
   };
   return {
-    send: (message, transfer) => worker.postMessage(message, { transfer: transfer ?? [] }),
+    send: (message, transfer) =>
+      worker.postMessage(message, { transfer: (transfer ?? []) as Transferable[] }),
     stop: (signal) => exit(SIGNAL_EXIT_CODES[signal]),
   };
 }

@@ -16,6 +16,12 @@ import {
   WorkerCrashedError,
 } from "./errors.ts";
 
+/**
+ * Objects moved rather than copied to a worker (array buffers, message ports). The runtime's own
+ * type differs between Deno and Node, so the seam files narrow it.
+ */
+export type TransferList = readonly object[];
+
 /** The argument that tells the child entry that it runs in a child process, not a worker. */
 export const CHILD_PROCESS_FLAG = "--multiproc-child-process";
 
@@ -278,7 +284,7 @@ export interface ChildHandle {
   /** The process id; undefined for a worker thread. */
   readonly pid?: number;
   /** Sends a message; throws when it cannot be cloned. */
-  send(message: unknown, transfer?: Transferable[]): void;
+  send(message: unknown, transfer?: TransferList): void;
   /** Stops the child; `exit` follows. */
   stop(signal: "SIGTERM" | "SIGKILL"): void;
 }
@@ -293,7 +299,7 @@ export interface ParentLink {
   /** Calls `listener` with each message from the parent. */
   onMessage(listener: (message: unknown) => void): void;
   /** Sends a message; rejects (or throws) when it cannot be cloned or sent. */
-  send(message: unknown, transfer?: Transferable[]): Promise<void>;
+  send(message: unknown, transfer?: TransferList): Promise<void>;
   /** Ends the child with `code` once its outcome has been sent. */
   finish(code: number): void;
 }
