@@ -104,3 +104,15 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
     assertStringIncludes(out.stdoutText, "'outside'");
   });
 }
+
+/** Found by the children in this test module, the main module of the test run. */
+export function cube(n: number): number {
+  return n * n * n;
+}
+
+Deno.test("Process finds an exported target in the main module without 'module'", async () => {
+  const children = [1, 2].map((n) => new Process({ target: cube, args: [n] }));
+  for (const child of children) child.start();
+  for (const child of children) await child.join();
+  assertEquals(children.map((child) => child.result), [1, 8]);
+});
