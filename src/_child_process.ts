@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
 import { childProcessCommand, onParentExit, unrefTimer } from "./_platform.deno.ts";
 import type { ChildHandle, ChildListeners, ChildMessage } from "./_protocol.ts";
+import type { ChildCommandOptions } from "./_permissions.ts";
 
 const liveChildren = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -32,15 +33,16 @@ export interface ChildProcessHandle extends ChildHandle {
  * Starts a child process on the child entry, connected by an IPC channel, with the parent's stdout
  * and stderr and without stdin. It exits by itself when the parent is gone.
  *
- * @param options `ref: false` for a child that must not keep the parent alive.
+ * @param options `ref: false` for a child that must not keep the parent alive; `command` for its
+ * permissions and heap limit.
  * @param listeners Where its messages and its exit go.
  * @throws {Error} When the runtime cannot be started at all.
  */
 export function spawnChildProcess(
-  options: { ref: boolean },
+  options: { ref: boolean; command?: ChildCommandOptions },
   listeners: ChildListeners,
 ): ChildProcessHandle {
-  const { command, args } = childProcessCommand();
+  const { command, args } = childProcessCommand(options.command);
   const child = spawn(command, args, {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     serialization: "advanced",

@@ -13,25 +13,47 @@ import { type ChildProcessHandle, spawnChildProcess } from "./_child_process.ts"
 import { availableCpus, mainModuleUrl, unrefTimer } from "./_platform.deno.ts";
 import { readModuleText } from "./_target.ts";
 import type { ChildHandle, ChildListeners, ChildMessage } from "./_protocol.ts";
+import type { ChildCommandOptions } from "./_permissions.ts";
 
 interface Spare {
   handle: ChildProcessHandle;
   ready: boolean;
 }
 
-const spares: Spare[] = [];
+/**
+ * The spares of one kind of child: those started with the same permissions and heap limit, which
+ * only a process that asks for the same can take.
+ */
+interface SparePool {
+  command: ChildCommandOptions;
+  spares: Spare[];
+  // How many spares to keep: grows to the largest burst of starts seen, within a cap.
+  wanted: number;
+  burst: number;
+  burstEnd?: ReturnType<typeof setTimeout>;
+}
+
+const pools = new Map<string, SparePool>();
 let preloadModules: string[] = [];
-// How many spares to keep: grows to the largest burst of starts seen, within a cap.
-let wanted = 1;
-let burst = 0;
-let burstEnd: ReturnType<typeof setTimeout> | undefined;
 const BURST_GAP_MS = 20;
 
 function maxSpares(): number {
   return Math.max(8, 2 * availableCpus());
 }
 
-function spawnSpare(): Spare {
+function poolFor(command: ChildCommandOptions): SparePool {
+  const key = JSON.stringify([command.permissions ?? "inherit", command.maxHeapMb ?? null]);
+  let pool = pools.get(key);
+  if (!pool) pools.set(key, pool = { command, spares: [], wanted: 1, burst: 0 });
+  return pool;
+}
+
+/**
+ * Starts a spare. A spare made ahead of demand also imports the main module, as Python's forkserver
+ * does; one made because no spare was ready is about to get its target, and importing a main
+ * module that it may not need would only delay it.
+ */
+function spawnSpare(pool: SparePool, ahead: boolean): Spare {
   const spare = { ready: false } as Spare;
   const idle: ChildListeners = {
     message: (message: ChildMessage) => {
@@ -39,15 +61,15 @@ function spawnSpare(): Spare {
     },
     error: () => {},
     exit: () => {
-      const index = spares.indexOf(spare);
-      if (index >= 0) spares.splice(index, 1);
+      const index = pool.spares.indexOf(spare);
+      if (index >= 0) pool.spares.splice(index, 1);
     },
   };
-  spare.handle = spawnChildProcess({ ref: false }, idle);
+  spare.handle = spawnChildProcess({ ref: false, command: pool.command }, idle);
   const main = mainModuleUrl();
   // Like Python's forkserver, spares import the main module too, so that a target exported
   // there is ready; a main module that is no file (`deno eval`) is left out.
-  const optional = main && readModuleText(main) !== null ? [main] : [];
+  const optional = ahead && main && readModuleText(main) !== null ? [main] : [];
   spare.handle.send({ type: "preload", modules: preloadModules, optional });
   return spare;
 }
@@ -56,34 +78,45 @@ function spawnSpare(): Spare {
  * Counts a start towards the current burst; once no start has come for a moment, the burst is over
  * and the spares are refilled, so that new spawns do not compete with the burst's own children.
  */
-function noteDemand(): void {
-  burst++;
-  wanted = Math.min(maxSpares(), Math.max(wanted, burst));
-  clearTimeout(burstEnd);
-  burstEnd = setTimeout(() => {
-    burst = 0;
-    while (spares.length < wanted) spares.push(spawnSpare());
+function noteDemand(pool: SparePool): void {
+  pool.burst++;
+  pool.wanted = Math.min(maxSpares(), Math.max(pool.wanted, pool.burst));
+  clearTimeout(pool.burstEnd);
+  pool.burstEnd = setTimeout(() => {
+    pool.burst = 0;
+    while (pool.spares.length < pool.wanted) pool.spares.push(spawnSpare(pool, true));
   }, BURST_GAP_MS);
-  unrefTimer(burstEnd);
+  unrefTimer(pool.burstEnd);
 }
 
 /**
  * Hands out a warm child for one process: a ready spare, else one still booting, else a new one.
  *
- * @param options A non-daemon child keeps the parent alive from now on.
+ * @param options A non-daemon child keeps the parent alive from now on; `command` chooses the
+ * spares with those permissions and heap limit.
  * @param listeners Where the child's events go from now on.
+ * @throws {TypeError} When the permissions ask for more than the parent holds.
  */
 export function takeForkserverChild(
-  options: { daemon: boolean },
+  options: { daemon: boolean; command?: ChildCommandOptions },
   listeners: ChildListeners,
 ): ChildHandle {
-  noteDemand();
-  let index = spares.findIndex((spare) => spare.ready && spare.handle.alive);
-  if (index < 0) index = spares.findIndex((spare) => spare.handle.alive);
-  const spare = index >= 0 ? spares.splice(index, 1)[0] : spawnSpare();
+  const pool = poolFor(options.command ?? {});
+  let index = pool.spares.findIndex((spare) => spare.ready && spare.handle.alive);
+  if (index < 0) index = pool.spares.findIndex((spare) => spare.handle.alive);
+  const spare = index >= 0 ? pool.spares.splice(index, 1)[0] : spawnSpare(pool, false);
+  noteDemand(pool);
   spare.handle.setListeners(listeners);
   if (!options.daemon) spare.handle.setRef(true);
   return spare.handle;
+}
+
+function stopSpares(): void {
+  for (const pool of pools.values()) {
+    clearTimeout(pool.burstEnd);
+    for (const spare of pool.spares.splice(0)) spare.handle.stop("SIGTERM");
+  }
+  pools.clear();
 }
 
 /**
@@ -92,7 +125,7 @@ export function takeForkserverChild(
  */
 export function setPreloadModules(modules: string[]): void {
   preloadModules = [...modules];
-  for (const spare of spares.splice(0)) spare.handle.stop("SIGTERM");
+  stopSpares();
 }
 
 /** The modules that spares import before they are handed work. */
@@ -102,8 +135,5 @@ export function getPreloadModules(): string[] {
 
 /** Stops every spare; the next use of the forkserver starts afresh. */
 export function stopForkserver(): void {
-  for (const spare of spares.splice(0)) spare.handle.stop("SIGTERM");
-  clearTimeout(burstEnd);
-  wanted = 1;
-  burst = 0;
+  stopSpares();
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
+import { OutOfMemoryError } from "./errors.ts";
 import {
   type ChildHandle,
   type ChildListeners,
@@ -15,17 +16,32 @@ import {
 /** Starts a worker on `entry` and reports its messages and its exit. */
 export function startNodeWorker(
   entry: URL,
-  options: { daemon: boolean; name: string },
+  options: { daemon: boolean; name: string; maxHeapMb?: number },
   listeners: ChildListeners,
 ): ChildHandle {
   const worker = new Worker(
     entry,
-    { name: options.name } as ConstructorParameters<typeof Worker>[1],
+    {
+      name: options.name,
+      resourceLimits: options.maxHeapMb === undefined
+        ? undefined
+        : { maxOldGenerationSizeMb: options.maxHeapMb },
+    } as ConstructorParameters<typeof Worker>[1],
   );
   let stoppedWith: "SIGTERM" | "SIGKILL" | undefined;
   worker.on("message", (message: ChildMessage) => listeners.message(message));
   worker.on("error", (error: unknown) => {
-    if (!stoppedWith) listeners.error(error instanceof Error ? error : new Error(String(error)));
+    if (stoppedWith) return;
+    if ((error as { code?: string })?.code === "ERR_WORKER_OUT_OF_MEMORY") {
+      listeners.error(
+        new OutOfMemoryError(
+          `Thread '${options.name}' ran out of memory under 'maxHeapMb' ${options.maxHeapMb}`,
+          { exitCode: 1, cause: error },
+        ),
+      );
+      return;
+    }
+    listeners.error(error instanceof Error ? error : new Error(String(error)));
   });
   worker.on("messageerror", () => {
     listeners.error(new TypeError("A message from the worker could not be deserialized"));

@@ -5,8 +5,6 @@
  * @module
  */
 import os from "node:os";
-import { dirname } from "node:path";
-import { fileURLToPath as fromFileUrl } from "node:url";
 import {
   CHILD_PROCESS_FLAG,
   type ChildHandle,
@@ -14,6 +12,8 @@ import {
   SIGNAL_EXIT_CODES,
 } from "./_protocol.ts";
 import { startNodeWorker } from "./_node_worker.ts";
+import { type ChildCommandOptions, moduleReadScope, PERMISSION_NAMES } from "./_permissions.ts";
+import type { PermissionsOption } from "./permissions.ts";
 
 /** URL of the module that the user ran, which children re-import to find exported targets. */
 export function mainModuleUrl(): string | undefined {
@@ -31,34 +31,41 @@ export function availableCpus(): number {
 
 const childEntry = new URL("./_child_main.ts", import.meta.url);
 
-const permissionNames = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
+type PermissionName = typeof PERMISSION_NAMES[number];
+
+// The descriptor field that names one item of each kind, for asking whether the parent holds it.
+const itemField: Record<PermissionName, string> = {
+  read: "path",
+  write: "path",
+  net: "host",
+  env: "variable",
+  run: "command",
+  ffi: "path",
+  sys: "kind",
+  import: "host",
+};
+
+function holds(descriptor: Deno.PermissionDescriptor): boolean {
+  try {
+    return Deno.permissions.querySync(descriptor).state === "granted";
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The command line that starts a child process running the child entry. The child gets the
- * permissions that the parent holds in full, and never more.
+ * permissions asked for, or by default those that the parent holds in full, and never more than
+ * the parent holds.
+ *
+ * @throws {TypeError} When `permissions` asks for something that the parent does not hold.
  */
-export function childProcessCommand(): { command: string; args: string[] } {
-  const flags: string[] = [];
-  const granted = permissionNames.filter((name) => {
-    try {
-      return Deno.permissions.querySync({ name }).state === "granted";
-    } catch {
-      return false;
-    }
-  });
-  if (granted.length === permissionNames.length) {
-    flags.push("--allow-all");
-  } else {
-    for (const name of granted) flags.push(`--allow-${name}`);
-    if (!granted.includes("read")) {
-      // The child must read its entry and the main module to import them. It may read them only
-      // where the parent may: never more than the parent holds.
-      const readable = [childEntry.href, Deno.mainModule]
-        .filter((url) => url.startsWith("file:"))
-        .map((url) => widestReadableDirectory(dirname(fromFileUrl(url))))
-        .filter((path): path is string => path !== undefined);
-      if (readable.length > 0) flags.push(`--allow-read=${[...new Set(readable)].join(",")}`);
-    }
+export function childProcessCommand(
+  options: ChildCommandOptions = {},
+): { command: string; args: string[] } {
+  const flags = permissionFlags(options.permissions ?? "inherit");
+  if (options.maxHeapMb !== undefined) {
+    flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
   }
   return {
     command: Deno.execPath(),
@@ -66,34 +73,67 @@ export function childProcessCommand(): { command: string; args: string[] } {
   };
 }
 
-function canRead(path: string): boolean {
-  try {
-    return Deno.permissions.querySync({ name: "read", path }).state === "granted";
-  } catch {
-    return false;
+function permissionFlags(permissions: PermissionsOption): string[] {
+  const flags: string[] = [];
+  let readGranted = false;
+  let readList: string[] = [];
+  if (permissions === "inherit") {
+    const granted = PERMISSION_NAMES.filter((name) => holds({ name }));
+    if (granted.length === PERMISSION_NAMES.length) return ["--allow-all"];
+    for (const name of granted) if (name !== "read") flags.push(`--allow-${name}`);
+    readGranted = granted.includes("read");
+  } else if (permissions !== "none") {
+    for (const name of PERMISSION_NAMES) {
+      const grant = permissions[name];
+      if (grant === true) {
+        if (!holds({ name })) throw moreThanHeld(name, "true", `--allow-${name}`);
+        if (name === "read") readGranted = true;
+        else flags.push(`--allow-${name}`);
+      } else if (Array.isArray(grant) && grant.length > 0) {
+        for (const item of grant) {
+          const descriptor = { name, [itemField[name]]: item } as Deno.PermissionDescriptor;
+          if (!holds(descriptor)) throw moreThanHeld(name, `'${item}'`, `--allow-${name}=${item}`);
+        }
+        if (name === "read") readList = grant;
+        else flags.push(`--allow-${name}=${grant.join(",")}`);
+      }
+    }
   }
+  if (readGranted) {
+    flags.push("--allow-read");
+  } else {
+    // The child must read its entry and the main module to import them. It may read them only
+    // where the parent may: never more than the parent holds.
+    const moduleDirectories = [childEntry.href, Deno.mainModule]
+      .map(moduleReadScope)
+      .filter((path): path is string => path !== undefined && canRead(path));
+    const paths = [...new Set([...readList, ...moduleDirectories])];
+    if (paths.length > 0) flags.push(`--allow-read=${paths.join(",")}`);
+  }
+  return flags;
+}
+
+function moreThanHeld(name: string, value: string, flag: string): TypeError {
+  return new TypeError(
+    `Process 'permissions.${name}' asks for more than this process holds: ${value}; start the parent with ${flag} first`,
+  );
+}
+
+function canRead(path: string): boolean {
+  return holds({ name: "read", path });
 }
 
 /**
- * The highest directory above `path`, itself included, that this process may read: the module's
- * imports usually sit somewhere below it, and the parent holds read access to it anyway.
- */
-function widestReadableDirectory(path: string): string | undefined {
-  if (!canRead(path)) return undefined;
-  let widest = path;
-  for (let up = dirname(widest); up !== widest && canRead(up); up = dirname(up)) widest = up;
-  return widest;
-}
-
-/**
- * Starts a worker thread running the child entry. Non-daemon threads are Web Workers; daemon ones
- * use `node:worker_threads`, because only those can stop holding the parent's event loop open.
+ * Starts a worker thread running the child entry. Threads are Web Workers, except daemon threads
+ * and threads with a heap limit: only `node:worker_threads` workers can stop holding the parent's
+ * event loop open, or take resource limits.
  */
 export function startThread(
-  options: { daemon: boolean; name: string },
+  options: { daemon: boolean; name: string; maxHeapMb?: number },
   listeners: ChildListeners,
 ): ChildHandle {
-  if (options.daemon) {
+  // Only node:worker_threads workers can be unref'd or given a heap limit.
+  if (options.daemon || options.maxHeapMb !== undefined) {
     return startNodeWorker(new URL("./_child_main.ts", import.meta.url), options, listeners);
   }
   const worker = new Worker(childEntry, { type: "module", name: options.name });

@@ -10,6 +10,8 @@ import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CHILD_PROCESS_FLAG, type ChildHandle, type ChildListeners } from "./_protocol.ts";
 import { startNodeWorker } from "./_node_worker.ts";
+import { type ChildCommandOptions, moduleReadScope } from "./_permissions.ts";
+import type { ChildPermissions } from "./permissions.ts";
 
 /** URL of the script that the user ran, which children re-import to find exported targets. */
 export function mainModuleUrl(): string | undefined {
@@ -36,8 +38,14 @@ const parentOnlyFlags =
 /**
  * The command line that starts a child process running the child entry, with the parent's Node
  * flags (loaders such as `--import tsx` included) so that the child can import the same modules.
+ * Permissions other than `"inherit"` use Node's permission model, which enforces file system
+ * reads and writes and child processes only.
+ *
+ * @throws {TypeError} When `permissions` asks for what Node 20 cannot grant selectively.
  */
-export function childProcessCommand(): { command: string; args: string[] } {
+export function childProcessCommand(
+  options: ChildCommandOptions = {},
+): { command: string; args: string[] } {
   const execArgv: string[] = [];
   for (let i = 0; i < process.execArgv.length; i++) {
     const flag = process.execArgv[i];
@@ -48,15 +56,47 @@ export function childProcessCommand(): { command: string; args: string[] } {
     }
     execArgv.push(flag);
   }
+  if (options.permissions !== undefined && options.permissions !== "inherit") {
+    execArgv.push(...permissionFlags(options.permissions));
+  }
+  if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
   return {
     command: process.execPath,
     args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG],
   };
 }
 
+function permissionFlags(permissions: "none" | ChildPermissions): string[] {
+  const grants: ChildPermissions = permissions === "none" ? {} : permissions;
+  const flags = ["--experimental-permission", "--disable-warning=ExperimentalWarning"];
+  // The child reads its own entry and the main module to import them.
+  const moduleDirectories = [childEntry.href, mainModuleUrl()]
+    .map(moduleReadScope)
+    .filter((path): path is string => path !== undefined);
+  const read = grants.read;
+  flags.push(
+    read === true
+      ? "--allow-fs-read=*"
+      : `--allow-fs-read=${[...new Set([...(read || []), ...moduleDirectories])].join(",")}`,
+  );
+  if (grants.write === true) flags.push("--allow-fs-write=*");
+  else if (Array.isArray(grants.write) && grants.write.length > 0) {
+    flags.push(`--allow-fs-write=${grants.write.join(",")}`);
+  }
+  if (Array.isArray(grants.run) && grants.run.length > 0) {
+    throw new TypeError(
+      `Process 'permissions.run' cannot list commands on Node 20: received ${
+        JSON.stringify(grants.run)
+      }; pass true to allow child processes, or false`,
+    );
+  }
+  if (grants.run === true) flags.push("--allow-child-process");
+  return flags;
+}
+
 /** Starts a worker thread running the child entry. */
 export function startThread(
-  options: { daemon: boolean; name: string },
+  options: { daemon: boolean; name: string; maxHeapMb?: number },
   listeners: ChildListeners,
 ): ChildHandle {
   return startNodeWorker(childEntry, options, listeners);

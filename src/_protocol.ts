@@ -10,6 +10,7 @@
 import {
   BrokenPoolError,
   CancelledError,
+  OutOfMemoryError,
   QueueEmptyError,
   QueueFullError,
   TimeoutError,
@@ -110,6 +111,7 @@ const knownErrors: Record<string, { prototype: Error }> = {
   EvalError,
   URIError,
   WorkerCrashedError,
+  OutOfMemoryError,
   BrokenPoolError,
   TimeoutError,
   CancelledError,

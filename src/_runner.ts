@@ -14,6 +14,8 @@ import {
   type TargetSpec,
 } from "./_protocol.ts";
 import { describeTarget } from "./_target.ts";
+import { checkMaxHeapMb } from "./_permissions.ts";
+import { OutOfMemoryError } from "./errors.ts";
 
 /** Options shared by `Thread` and `Process`. */
 export interface RunnerOptions {
@@ -22,11 +24,12 @@ export interface RunnerOptions {
   name?: string;
   module?: string | URL;
   daemon?: boolean;
+  maxHeapMb?: number;
 }
 
 /** Starts children of one kind: a worker thread or a child process. */
 export type Launcher = (
-  options: { name: string; daemon: boolean },
+  options: { name: string; daemon: boolean; maxHeapMb?: number },
   listeners: ChildListeners,
 ) => ChildHandle;
 
@@ -35,6 +38,7 @@ export class Runner {
   readonly kind: "Thread" | "Process";
   name: string;
   #daemon: boolean;
+  #maxHeapMb: number | undefined;
   #target: TargetSpec;
   #args: unknown[];
   #launcher: Launcher;
@@ -80,6 +84,7 @@ export class Runner {
     this.#args = [...(options.args ?? [])];
     this.name = options.name ?? defaultName;
     this.#daemon = options.daemon ?? false;
+    this.#maxHeapMb = checkMaxHeapMb(options.maxHeapMb, kind);
     this.#launcher = launcher;
     this.#finished = new Promise((resolve) => this.#markFinished = resolve);
   }
@@ -119,13 +124,23 @@ export class Runner {
     this.#state = "started";
     // Events of a child that failed to take its run message are not this runner's any more.
     const current = () => this.#child === child;
-    const child: ChildHandle = this.#launcher({ name: this.name, daemon: this.#daemon }, {
-      message: (message) => current() && this.#onMessage(message),
-      exit: (exitCode) => current() && this.#finish(exitCode),
-      error: (error) => {
-        if (current()) this.error ??= error;
-      },
-    });
+    let child: ChildHandle;
+    try {
+      child = this.#launcher({
+        name: this.name,
+        daemon: this.#daemon,
+        maxHeapMb: this.#maxHeapMb,
+      }, {
+        message: (message) => current() && this.#onMessage(message),
+        exit: (exitCode) => current() && this.#finish(this.#crashed(exitCode)),
+        error: (error) => {
+          if (current()) this.error ??= error;
+        },
+      });
+    } catch (error) {
+      this.#state = "initial";
+      throw error;
+    }
     this.#child = child;
     try {
       child.send({ type: "run", target: this.#target, args: this.#args, name: this.name });
@@ -154,6 +169,20 @@ export class Runner {
       this.#finish(message.type === "result" ? 0 : 1);
       this.#child?.stop("SIGTERM");
     }
+  }
+
+  /** Notes an out-of-memory death: V8 ends a runtime over its heap limit with SIGTRAP or SIGABRT. */
+  #crashed(exitCode: number): number {
+    if (
+      this.kind === "Process" && this.#maxHeapMb !== undefined && !this.#outcomeReceived &&
+      (exitCode === -5 || exitCode === -6)
+    ) {
+      this.error ??= new OutOfMemoryError(
+        `Process '${this.name}' ran out of memory under 'maxHeapMb' ${this.#maxHeapMb}`,
+        { exitCode, signal: exitCode === -5 ? "SIGTRAP" : "SIGABRT" },
+      );
+    }
+    return exitCode;
   }
 
   #finish(exitCode: number): void {

@@ -7,6 +7,7 @@
 import { spawnChildProcess } from "./_child_process.ts";
 import { takeForkserverChild } from "./_forkserver.ts";
 import type { ChildHandle, ChildListeners } from "./_protocol.ts";
+import type { ChildCommandOptions } from "./_permissions.ts";
 import { describeValue } from "./_protocol.ts";
 
 /**
@@ -64,10 +65,10 @@ export function defaultStartMethod(): StartMethod {
 /** Starts a child process with `method`. */
 export function launchProcess(
   method: StartMethod,
-  options: { daemon: boolean },
+  options: { daemon: boolean; command?: ChildCommandOptions },
   listeners: ChildListeners,
 ): ChildHandle {
   return method === "forkserver"
     ? takeForkserverChild(options, listeners)
-    : spawnChildProcess({ ref: !options.daemon }, listeners);
+    : spawnChildProcess({ ref: !options.daemon, command: options.command }, listeners);
 }

@@ -55,6 +55,23 @@ export class WorkerCrashedError extends Error {
 }
 
 /**
+ * A worker thread or child process ran out of memory under its `maxHeapMb` limit. It is a
+ * {@linkcode WorkerCrashedError}, so code that handles crashes handles this one too.
+ *
+ * @example
+ * ```ts
+ * import { OutOfMemoryError, WorkerCrashedError } from "@multiproc/multiproc";
+ *
+ * const error = new OutOfMemoryError("Process-1 ran out of memory under 'maxHeapMb' 64", { exitCode: -5 });
+ * console.log(error instanceof WorkerCrashedError); // true
+ * ```
+ */
+export class OutOfMemoryError extends WorkerCrashedError {
+  /** Always `"OutOfMemoryError"`, also after the error crossed from a worker. */
+  override name = "OutOfMemoryError";
+}
+
+/**
  * A pool can no longer run tasks: a worker crashed under `onCrash: "break"`, or the pool was
  * terminated. Every pending task rejects with it, as with Python's `BrokenProcessPool`.
  *

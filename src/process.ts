@@ -4,6 +4,9 @@
  * @module
  */
 import { Runner } from "./_runner.ts";
+import { checkMaxHeapMb, checkPermissions } from "./_permissions.ts";
+import { childProcessCommand } from "./_platform.deno.ts";
+import type { PermissionsOption } from "./permissions.ts";
 import {
   checkStartMethod,
   defaultStartMethod,
@@ -32,6 +35,18 @@ export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unk
    * `start()` is called (see `setStartMethod()`).
    */
   startMethod?: StartMethod;
+  /**
+   * What the child may do (Deno's `--allow-*` flags): `"inherit"` (the default) gives exactly the
+   * permissions that the parent holds in full, `"none"` gives nothing beyond reading the modules
+   * that the child imports, and an object grants kinds one by one. Never more than the parent
+   * holds. See `ChildPermissions` for what Node 20 enforces.
+   */
+  permissions?: PermissionsOption;
+  /**
+   * A limit on the child's heap, in megabytes (V8's `--max-old-space-size`). A child that dies of
+   * it leaves an `OutOfMemoryError` in `error`.
+   */
+  maxHeapMb?: number;
 }
 
 let processCount = 0;
@@ -63,17 +78,30 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * @param options The target, its arguments, and how to run it.
    * @throws {TypeError} When `target` is not a function, when it is neither exported nor
    * self-contained, when `module` does not exist or does not export it, when `startMethod` is not a
-   * start method (`"fork"` included), or when an option has the wrong type.
+   * start method (`"fork"` included), when `permissions` asks for more than this process holds, or
+   * when an option has the wrong type.
+   * @throws {RangeError} When `maxHeapMb` is not a positive integer.
    */
   constructor(options: ProcessOptions<Args, Result>) {
     const startMethod = options?.startMethod === undefined
       ? undefined
       : checkStartMethod(options.startMethod, "Process 'startMethod'");
+    const command = {
+      permissions: checkPermissions(options?.permissions, "Process"),
+      maxHeapMb: checkMaxHeapMb(options?.maxHeapMb, "Process"),
+    };
+    // Asking for more than the parent holds is an error now rather than at start().
+    childProcessCommand(command);
     this.#runner = new Runner(
       "Process",
       options,
       `Process-${++processCount}`,
-      (launch, listeners) => launchProcess(startMethod ?? defaultStartMethod(), launch, listeners),
+      (launch, listeners) =>
+        launchProcess(
+          startMethod ?? defaultStartMethod(),
+          { daemon: launch.daemon, command },
+          listeners,
+        ),
     );
   }
 

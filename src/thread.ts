@@ -22,6 +22,11 @@ export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unkn
   module?: string | URL;
   /** A daemon thread does not keep the parent alive and is stopped when the parent exits. */
   daemon?: boolean;
+  /**
+   * A limit on the worker's heap, in megabytes. Past it the worker stops, and `error` is an
+   * `OutOfMemoryError`.
+   */
+  maxHeapMb?: number;
 }
 
 let threadCount = 0;
@@ -62,6 +67,7 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * @throws {TypeError} When `target` is not a function, when it is neither exported nor
    * self-contained, when `module` does not exist or does not export it, or when an option has the
    * wrong type.
+   * @throws {RangeError} When `maxHeapMb` is not a positive integer.
    */
   constructor(options: ThreadOptions<Args, Result>) {
     this.#runner = new Runner("Thread", options, `Thread-${++threadCount}`, startThread);
