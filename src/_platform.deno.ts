@@ -31,6 +31,12 @@ export function availableCpus(): number {
 
 const childEntry = new URL("./_child_main.ts", import.meta.url);
 
+/**
+ * Whether worker threads take a heap limit. Deno's workers do not enforce one on a module worker:
+ * a worker over the limit grows on instead of stopping.
+ */
+export const threadHeapLimits = false;
+
 type PermissionName = typeof PERMISSION_NAMES[number];
 
 // The descriptor field that names one item of each kind, for asking whether the parent holds it.
@@ -124,16 +130,14 @@ function canRead(path: string): boolean {
 }
 
 /**
- * Starts a worker thread running the child entry. Threads are Web Workers, except daemon threads
- * and threads with a heap limit: only `node:worker_threads` workers can stop holding the parent's
- * event loop open, or take resource limits.
+ * Starts a worker thread running the child entry. Non-daemon threads are Web Workers; daemon ones
+ * use `node:worker_threads`, because only those can stop holding the parent's event loop open.
  */
 export function startThread(
   options: { daemon: boolean; name: string; maxHeapMb?: number },
   listeners: ChildListeners,
 ): ChildHandle {
-  // Only node:worker_threads workers can be unref'd or given a heap limit.
-  if (options.daemon || options.maxHeapMb !== undefined) {
+  if (options.daemon) {
     return startNodeWorker(new URL("./_child_main.ts", import.meta.url), options, listeners);
   }
   const worker = new Worker(childEntry, { type: "module", name: options.name });

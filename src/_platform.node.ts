@@ -31,6 +31,9 @@ export function availableCpus(): number {
 
 const childEntry = new URL("./_child_main.js", import.meta.url);
 
+/** Whether worker threads take a heap limit: Node's do, through `resourceLimits`. */
+export const threadHeapLimits = true;
+
 // Flags that belong to the parent's own run and would change what a child does.
 const parentOnlyFlags =
   /^--(test|inspect|debug|eval|print|input-type|watch|prof|cpu-prof|heap-prof)|^-[ep]$/;
@@ -73,16 +76,16 @@ function permissionFlags(permissions: "none" | ChildPermissions): string[] {
   const moduleDirectories = [childEntry.href, mainModuleUrl()]
     .map(moduleReadScope)
     .filter((path): path is string => path !== undefined);
+  // Node 20 takes one path per flag; a comma-separated list is not split.
   const read = grants.read;
-  flags.push(
-    read === true
-      ? "--allow-fs-read=*"
-      : `--allow-fs-read=${[...new Set([...(read || []), ...moduleDirectories])].join(",")}`,
-  );
-  if (grants.write === true) flags.push("--allow-fs-write=*");
-  else if (Array.isArray(grants.write) && grants.write.length > 0) {
-    flags.push(`--allow-fs-write=${grants.write.join(",")}`);
+  if (read === true) flags.push("--allow-fs-read=*");
+  else {
+    for (const path of new Set([...(read || []), ...moduleDirectories])) {
+      flags.push(`--allow-fs-read=${path}`);
+    }
   }
+  if (grants.write === true) flags.push("--allow-fs-write=*");
+  else for (const path of grants.write || []) flags.push(`--allow-fs-write=${path}`);
   if (Array.isArray(grants.run) && grants.run.length > 0) {
     throw new TypeError(
       `Process 'permissions.run' cannot list commands on Node 20: received ${

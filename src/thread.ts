@@ -4,7 +4,7 @@
  * @module
  */
 import { Runner } from "./_runner.ts";
-import { startThread } from "./_platform.deno.ts";
+import { startThread, threadHeapLimits } from "./_platform.deno.ts";
 
 /** Options for {@linkcode Thread}. */
 export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unknown> {
@@ -24,7 +24,8 @@ export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unkn
   daemon?: boolean;
   /**
    * A limit on the worker's heap, in megabytes. Past it the worker stops, and `error` is an
-   * `OutOfMemoryError`.
+   * `OutOfMemoryError`. Node only: Deno's workers enforce no heap limit, and a `Thread` with this
+   * option throws there (use a `Process` with `maxHeapMb`).
    */
   maxHeapMb?: number;
 }
@@ -67,9 +68,15 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * @throws {TypeError} When `target` is not a function, when it is neither exported nor
    * self-contained, when `module` does not exist or does not export it, or when an option has the
    * wrong type.
+   * @throws {TypeError} When `maxHeapMb` is given on a runtime whose workers take no heap limit.
    * @throws {RangeError} When `maxHeapMb` is not a positive integer.
    */
   constructor(options: ThreadOptions<Args, Result>) {
+    if (options?.maxHeapMb !== undefined && !threadHeapLimits) {
+      throw new TypeError(
+        `Thread 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; run the target in a Process with 'maxHeapMb' instead (received ${options.maxHeapMb})`,
+      );
+    }
     this.#runner = new Runner("Thread", options, `Thread-${++threadCount}`, startThread);
   }
 
