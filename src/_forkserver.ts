@@ -107,3 +107,12 @@ export function stopForkserver(): void {
   wanted = 1;
   burst = 0;
 }
+
+/**
+ * How many spares are booted and ready, and how many the forkserver keeps; benchmarks wait for
+ * the two to meet so that they time a start with a spare ready.
+ */
+export function spareCounts(): { ready: number; wanted: number } {
+  const ready = spares.filter((spare) => spare.ready && spare.handle.alive).length;
+  return { ready, wanted };
+}
