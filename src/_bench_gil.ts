@@ -185,7 +185,9 @@ async function run(settings: Settings, progress: Progress): Promise<BenchResult>
     }],
     chart: {
       kind: "bar",
-      title: `The same CPU-bound loop: ${sizes.tasks} tasks of ${sizes.work} iterations`,
+      title: `The same CPU-bound loop: ${sizes.tasks} tasks of ${
+        sizes.work.toLocaleString("en-US")
+      } iterations each`,
       xLabel: "how the tasks run",
       yLabel: "speed-up over sequential (x)",
       categories,

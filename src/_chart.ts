@@ -17,6 +17,13 @@ function formatValue(value: number): string {
   return value.toFixed(2);
 }
 
+/** The smallest of 1, 2, 2.5 or 5 times a power of ten that is at least `value`. */
+function niceCeiling(value: number): number {
+  const power = 10 ** Math.floor(Math.log10(value));
+  const step = [1, 2, 2.5, 5, 10].find((factor) => factor * power >= value)!;
+  return step * power;
+}
+
 /**
  * Renders `spec` to a standalone SVG document.
  *
@@ -30,6 +37,7 @@ export async function renderChart(spec: ChartSpec): Promise<string> {
     width: WIDTH,
     height: HEIGHT,
   });
+  const reference = spec.reference?.value;
   try {
     chart.setOption({
       animation: false,
@@ -41,8 +49,8 @@ export async function renderChart(spec: ChartSpec): Promise<string> {
         left: "center",
         textStyle: { fontSize: 16 },
       },
-      legend: { top: spec.subtitle ? 52 : 34 },
-      grid: { left: 80, right: 40, top: spec.subtitle ? 96 : 78, bottom: 70 },
+      legend: { top: spec.subtitle ? 62 : 36, itemGap: 40 },
+      grid: { left: 80, right: 40, top: spec.subtitle ? 104 : 80, bottom: 70 },
       xAxis: {
         type: "category",
         data: spec.categories,
@@ -58,6 +66,10 @@ export async function renderChart(spec: ChartSpec): Promise<string> {
         nameLocation: "middle",
         nameGap: 52,
         nameTextStyle: { fontSize: 13 },
+        // ECharts sizes the axis to the data alone; the reference line must fit as well.
+        ...(reference === undefined ? {} : {
+          max: (extent: { max: number }) => niceCeiling(Math.max(extent.max, reference) * 1.1),
+        }),
       },
       series: spec.series.map((series, index) => ({
         type: spec.kind,
