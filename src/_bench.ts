@@ -231,15 +231,17 @@ export function terminalProgress(): { progress: Progress; done(): void } {
  * Waits until the forkserver has as many spares ready as it keeps, so that a benchmark times a
  * start with a spare ready and not the refill of the last burst.
  *
- * @returns Whether they were ready before `timeoutMs`.
+ * @returns Whether they were ready before `timeoutMs`; false at once when the forkserver has not
+ * been used yet, and so keeps no spares.
  */
 export async function forkserverSparesReady(timeoutMs = 15_000): Promise<boolean> {
   // The forkserver refills only once a burst of starts is over, a moment after the last one.
   await sleep(40);
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    const { ready, wanted } = spareCounts();
+    const { ready, booting, wanted } = spareCounts();
     if (ready >= wanted) return true;
+    if (ready + booting === 0) return false;
     await sleep(10);
   }
   return false;

@@ -225,8 +225,7 @@ export const gilBench: BenchCommand = {
     },
     {
       name: "python",
-      description:
-        "Also run the loop in CPython (python3 on PATH): sequential, threading, multiprocessing",
+      description: "Also run the loop in CPython, when python3 is on PATH",
     },
   ],
   run,

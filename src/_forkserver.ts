@@ -109,10 +109,11 @@ export function stopForkserver(): void {
 }
 
 /**
- * How many spares are booted and ready, and how many the forkserver keeps; benchmarks wait for
- * the two to meet so that they time a start with a spare ready.
+ * How many spares are ready, how many are still booting, and how many the forkserver keeps;
+ * benchmarks wait for the spares to be ready so that they time a start with a spare ready.
  */
-export function spareCounts(): { ready: number; wanted: number } {
-  const ready = spares.filter((spare) => spare.ready && spare.handle.alive).length;
-  return { ready, wanted };
+export function spareCounts(): { ready: number; booting: number; wanted: number } {
+  const alive = spares.filter((spare) => spare.handle.alive);
+  const ready = alive.filter((spare) => spare.ready).length;
+  return { ready, booting: alive.length - ready, wanted };
 }
