@@ -95,7 +95,7 @@ async function measureJavaScript(
 
 async function run(settings: Settings, progress: Progress): Promise<BenchResult> {
   const sizes = {
-    tasks: settings.tasks as number ?? availableCpus(),
+    tasks: settings.tasks as number,
     work: settings.work as number,
     rounds: settings.rounds as number,
   };
@@ -206,7 +206,8 @@ export const gilBench: BenchCommand = {
     {
       name: "tasks",
       placeholder: "N",
-      description: "How many loops run at once (default: the CPU count)",
+      description: "How many loops run at once; one per CPU",
+      default: String(availableCpus()),
       parse: integerOption("tasks", { min: 1, max: 256 }),
     },
     {
