@@ -47,7 +47,8 @@ export const config: BuildOptions = {
     keywords: ["multiprocessing", "threading", "worker_threads", "child_process", "pool"],
     engines: { node: ">=20" },
   },
-  copyFiles: ["README.md", "LICENSE"],
+  // The npm package's README shows Node usage; the repository's README is Deno first.
+  copyFiles: [{ from: "docs/npm_readme.md", to: "README.md" }, "LICENSE"],
   test: {
     include: ["./tests/"],
     shim: "./tests/_node_shim.ts",
@@ -70,7 +71,8 @@ export interface BuildOptions {
   compilerOptions: { target: string; lib: string[]; nodeTypes: string };
   /** Fields of the generated package.json; exports, bin and dependencies are added. */
   package: { name: string; version: string; [field: string]: unknown };
-  copyFiles: string[];
+  /** Files copied into the package: a path keeps its name, `{ from, to }` renames it. */
+  copyFiles: Array<string | { from: string; to: string }>;
   /** The tests that also run on Node, and the module that provides `Deno.test` there. */
   test: { include: string[]; shim: string };
   workDir: string;
@@ -151,7 +153,8 @@ export async function build(options: BuildOptions, test = false): Promise<string
     JSON.stringify(packageJson, null, 2) + "\n",
   );
   for (const file of options.copyFiles) {
-    await Deno.copyFile(abs(file), join(outDir, file));
+    const { from, to } = typeof file === "string" ? { from: file, to: file } : file;
+    await Deno.copyFile(abs(from), join(outDir, to));
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(

@@ -137,3 +137,13 @@ export function getPreloadModules(): string[] {
 export function stopForkserver(): void {
   stopSpares();
 }
+
+/**
+ * How many spares are ready, how many are still booting, and how many the forkserver keeps;
+ * benchmarks wait for the spares to be ready so that they time a start with a spare ready.
+ */
+export function spareCounts(): { ready: number; booting: number; wanted: number } {
+  const alive = spares.filter((spare) => spare.handle.alive);
+  const ready = alive.filter((spare) => spare.ready).length;
+  return { ready, booting: alive.length - ready, wanted };
+}

@@ -1,90 +1,165 @@
 /**
  * The `multiproc` command. `multiproc demo` reproduces the notebook that the project starts from:
  * five threads, then five processes, each printing `Working i ...`, sleeping, and printing
- * `Thread i was finished.`.
+ * `Thread i was finished.`. `multiproc bench gil` runs one CPU-bound loop sequentially, on threads
+ * and on processes (and in CPython with `--python`); `multiproc bench start` measures start-up time
+ * and memory of each start method. Every benchmark prints a table, or JSON with `--json`, and draws
+ * an SVG chart with `--svg FILE`.
  *
  * ```sh
  * deno run --allow-read --allow-env --allow-run jsr:@multiproc/multiproc/cli demo
- * npx multiproc demo --threads 3 --processes 2
+ * npx multiproc demo --threads 3 --processes 2 --start-method forkserver
+ * npx multiproc bench gil --python --svg gil.svg
  * ```
  *
  * @module
  */
+import { writeFile } from "node:fs/promises";
 import process from "node:process";
-import { parseArgs } from "@std/cli/parse-args";
+import {
+  type BenchCommand,
+  type BenchReport,
+  describeMachine,
+  formatReport,
+  machineInfo,
+  reportToJson,
+  terminalProgress,
+} from "./_bench.ts";
+import { benchCommands } from "./_bench_registry.ts";
+import { renderChart } from "./_chart.ts";
+import {
+  fileOption,
+  formatOptions,
+  integerOption,
+  type OptionSpec,
+  parseOptions,
+  type Settings,
+  UsageError,
+} from "./_cli_options.ts";
+import { demoModuleUrl, doSomething } from "./_demo.ts";
+import { mainModuleUrl } from "./_platform.deno.ts";
+import { checkStartMethod, START_METHODS, type StartMethod } from "./_start_methods.ts";
 import { Process } from "./process.ts";
 import { Thread } from "./thread.ts";
 import { VERSION } from "./version.ts";
-import { demoModuleUrl, doSomething } from "./_demo.ts";
-import { mainModuleUrl } from "./_platform.deno.ts";
 
-const usage = `Usage: multiproc <command> [options]
-
-Commands:
-  demo                  Run the notebook's demo: threads, then processes
-
-Options for demo:
-  --threads N           Number of threads (default 5)
-  --processes N         Number of processes (default 5)
-  --sleep MS            How long each worker sleeps, in milliseconds (default 150)
-  --start-method NAME   How processes start: spawn (default spawn)
-
-Options:
-  -h, --help            Show this help
-  -V, --version         Show the version`;
-
-const startMethods = ["spawn"];
-
-/** A command-line mistake: the CLI prints it with the usage and exits with code 2. */
-class UsageError extends Error {
-  override name = "UsageError";
-}
-
-function nonNegativeInteger(option: string, value: unknown): number {
-  const text = String(value);
-  if (!/^\d+$/.test(text)) {
-    throw new UsageError(`'--${option}' must be a non-negative integer: received '${text}'`);
-  }
-  return Number(text);
-}
-
-interface DemoSettings {
-  threads: number;
-  processes: number;
-  sleepMs: number;
-  startMethod: string;
-}
-
-function parseDemoArgs(args: string[]): DemoSettings | "help" | "version" {
-  const parsed = parseArgs(args, {
-    string: ["threads", "processes", "sleep", "start-method"],
-    boolean: ["help", "version"],
-    alias: { h: "help", V: "version" },
-    unknown: (arg: string) => {
-      if (arg.startsWith("-")) throw new UsageError(`Unknown option '${arg}'`);
-      return true;
+const demoOptions: OptionSpec[] = [
+  {
+    name: "threads",
+    placeholder: "N",
+    description: "Number of threads",
+    default: "5",
+    parse: integerOption("threads", { min: 0 }),
+  },
+  {
+    name: "processes",
+    placeholder: "N",
+    description: "Number of processes",
+    default: "5",
+    parse: integerOption("processes", { min: 0 }),
+  },
+  {
+    name: "sleep",
+    placeholder: "MS",
+    description: "How long each worker sleeps, in milliseconds",
+    default: "150",
+    parse: integerOption("sleep", { min: 0 }),
+  },
+  {
+    name: "start-method",
+    placeholder: "NAME",
+    description: `How processes start: ${START_METHODS.join(" or ")}`,
+    default: "spawn",
+    parse: (text) => {
+      try {
+        return checkStartMethod(text, "'--start-method'");
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
     },
-  });
-  if (parsed.help) return "help";
-  if (parsed.version) return "version";
-  const [command, ...rest] = parsed._.map(String);
-  if (command === undefined) throw new UsageError("Missing command: expected 'demo'");
-  if (command !== "demo") throw new UsageError(`Unknown command '${command}': expected 'demo'`);
-  if (rest.length > 0) throw new UsageError(`Unexpected argument '${rest[0]}'`);
-  const startMethod = String(parsed["start-method"] ?? "spawn");
-  if (!startMethods.includes(startMethod)) {
-    throw new UsageError(
-      `'--start-method' must be one of ${
-        startMethods.map((m) => `'${m}'`).join(", ")
-      }: received '${startMethod}'`,
-    );
+  },
+];
+
+const reportOptions: OptionSpec[] = [
+  { name: "json", description: "Print the results as JSON instead of a table" },
+  {
+    name: "svg",
+    placeholder: "FILE",
+    description: "Also draw the results as an SVG chart into FILE",
+    parse: fileOption("svg"),
+  },
+];
+
+function usage(): string {
+  const commands = [
+    ["demo", "Run the notebook's demo: threads, then processes"],
+    ...benchCommands.map((bench) => [`bench ${bench.name}`, bench.summary]),
+  ];
+  return [
+    "Usage: multiproc <command> [options]",
+    "",
+    "Commands:",
+    ...commands.map(([name, summary]) => `  ${name.padEnd(22)}${summary}`),
+    "",
+    "Options for demo:",
+    ...formatOptions(demoOptions),
+    ...benchCommands.flatMap((bench) => [
+      "",
+      `Options for bench ${bench.name}:`,
+      ...formatOptions(bench.options),
+    ]),
+    "",
+    "Options for every bench:",
+    ...formatOptions(reportOptions),
+    "",
+    "Options:",
+    `  ${"-h, --help".padEnd(22)}Show this help`,
+    `  ${"-V, --version".padEnd(22)}Show the version`,
+  ].join("\n");
+}
+
+type Invocation =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "demo"; settings: Settings }
+  | { kind: "bench"; bench: BenchCommand; settings: Settings };
+
+const commandNames = `'demo' or 'bench'`;
+const benchNames = benchCommands.map((bench) => `'${bench.name}'`).join(" or ");
+
+/** Reads the command line; `help` and `version` win wherever they stand. */
+function parseCommandLine(args: string[]): Invocation {
+  const [command, ...rest] = args;
+  if (command === undefined || command.startsWith("-")) {
+    const parsed = parseOptions(args, []);
+    if (parsed.kind !== "run") return parsed;
+    throw new UsageError(`Missing command: expected ${commandNames}`);
   }
-  return {
-    threads: nonNegativeInteger("threads", parsed.threads ?? 5),
-    processes: nonNegativeInteger("processes", parsed.processes ?? 5),
-    sleepMs: nonNegativeInteger("sleep", parsed.sleep ?? 150),
-    startMethod,
-  };
+  if (command === "demo") {
+    const parsed = parseOptions(rest, demoOptions);
+    if (parsed.kind !== "run") return parsed;
+    if (parsed.positional.length > 0) {
+      throw new UsageError(`Unexpected argument '${parsed.positional[0]}'`);
+    }
+    return { kind: "demo", settings: parsed.settings };
+  }
+  if (command === "bench") {
+    const [name, ...benchArgs] = rest;
+    if (name === undefined || name.startsWith("-")) {
+      const parsed = parseOptions(rest, []);
+      if (parsed.kind !== "run") return parsed;
+      throw new UsageError(`Missing benchmark: expected ${benchNames}`);
+    }
+    const bench = benchCommands.find((candidate) => candidate.name === name);
+    if (!bench) throw new UsageError(`Unknown benchmark '${name}': expected ${benchNames}`);
+    const parsed = parseOptions(benchArgs, [...bench.options, ...reportOptions]);
+    if (parsed.kind !== "run") return parsed;
+    if (parsed.positional.length > 0) {
+      throw new UsageError(`Unexpected argument '${parsed.positional[0]}'`);
+    }
+    return { kind: "bench", bench, settings: parsed.settings };
+  }
+  throw new UsageError(`Unknown command '${command}': expected ${commandNames}`);
 }
 
 async function runAll(workers: Array<Thread | Process>): Promise<number> {
@@ -100,30 +175,57 @@ async function runAll(workers: Array<Thread | Process>): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-async function demo(settings: DemoSettings): Promise<void> {
+async function demo(settings: Settings): Promise<void> {
+  const threads = settings.threads as number;
+  const processes = settings.processes as number;
+  const startMethod = settings["start-method"] as StartMethod;
   const indices = (n: number) => Array.from({ length: n }, (_, i) => i);
   const options = (i: number) => ({
     target: doSomething,
-    args: [i, settings.sleepMs] as [number, number],
+    args: [i, settings.sleep as number] as [number, number],
     module: demoModuleUrl,
   });
-  console.log(`# ${settings.threads} threads (worker threads run JavaScript in parallel)`);
-  const threadSeconds = await runAll(indices(settings.threads).map((i) => new Thread(options(i))));
-  console.log(
-    `# ${settings.processes} processes (start method: ${settings.startMethod})`,
-  );
+  console.log(`# ${threads} threads (worker threads run JavaScript in parallel)`);
+  const threadSeconds = await runAll(indices(threads).map((i) => new Thread(options(i))));
+  console.log(`# ${processes} processes (start method: ${startMethod})`);
   const processSeconds = await runAll(
-    indices(settings.processes).map((i) => new Process(options(i))),
+    indices(processes).map((i) => new Process({ ...options(i), startMethod })),
   );
   console.log(
     `threads: ${threadSeconds.toFixed(2)} s wall, processes: ${processSeconds.toFixed(2)} s wall`,
   );
 }
 
+async function bench(command: BenchCommand, settings: Settings): Promise<void> {
+  const { json, svg, ...own } = settings;
+  const { progress, done } = terminalProgress();
+  let result;
+  try {
+    result = await command.run(own, progress);
+  } finally {
+    done();
+  }
+  const report: BenchReport = {
+    command: `bench ${command.name}`,
+    settings: own,
+    machine: machineInfo(),
+    ...result,
+  };
+  console.log(json ? reportToJson(report) : formatReport(report));
+  if (typeof svg === "string") {
+    const chart = await renderChart({
+      ...report.chart,
+      subtitle: report.chart.subtitle ?? describeMachine(report.machine),
+    });
+    await writeFile(svg, chart);
+    console.error(`multiproc: wrote the chart to ${svg}`);
+  }
+}
+
 /**
  * Runs the `multiproc` command with `args` (without the program name) and returns its exit code:
- * 0 on success, 1 when a worker failed, 2 for a usage error, which is printed with the usage to
- * stderr.
+ * 0 on success, 1 when a worker or a benchmark failed, 2 for a usage error, which is printed with the
+ * usage to stderr.
  *
  * @param args The command-line arguments, for example `["demo", "--threads", "3"]`.
  * @returns The exit code.
@@ -137,27 +239,35 @@ async function demo(settings: DemoSettings): Promise<void> {
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  let settings: DemoSettings | "help" | "version";
+  let invocation: Invocation;
   try {
-    settings = parseDemoArgs(args);
+    invocation = parseCommandLine(args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    console.error(`multiproc: ${error.message}\n\n${usage}`);
+    console.error(`multiproc: ${error.message}\n\n${usage()}`);
     return 2;
   }
-  if (settings === "help") {
-    console.log(usage);
-    return 0;
-  }
-  if (settings === "version") {
-    console.log(`multiproc ${VERSION}`);
-    return 0;
-  }
   try {
-    await demo(settings);
+    switch (invocation.kind) {
+      case "help":
+        console.log(usage());
+        break;
+      case "version":
+        console.log(`multiproc ${VERSION}`);
+        break;
+      case "demo":
+        await demo(invocation.settings);
+        break;
+      case "bench":
+        await bench(invocation.bench, invocation.settings);
+        break;
+    }
     return 0;
   } catch (error) {
     console.error(`multiproc: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof Error && error.cause instanceof Error) {
+      console.error(`  caused by ${error.cause.name}: ${error.cause.message}`);
+    }
     return 1;
   }
 }

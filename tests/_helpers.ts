@@ -3,7 +3,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { moduleExtension, scriptCommand } from "./_runtime.deno.ts";
+import { cliCommand, moduleExtension, scriptCommand } from "./_runtime.deno.ts";
 import { setStartMethod, type StartMethod } from "../mod.ts";
 
 /** The path of a fixture module by its base name, with this runtime's extension. */
@@ -21,14 +21,39 @@ export interface ScriptOutput {
   stderrText: string;
 }
 
+/** How to run a script to its end. */
+export interface RunOptions {
+  timeoutMs?: number;
+  onStdout?: (text: string, kill: () => void) => void;
+  /** Variables to set or replace in the child's environment. */
+  env?: Record<string, string>;
+}
+
 /** Runs a fixture script to its end and collects its output as bytes. */
 export function runFixture(
   name: string,
   args: string[] = [],
-  options: { timeoutMs?: number; onStdout?: (text: string, kill: () => void) => void } = {},
+  options: RunOptions = {},
 ): Promise<ScriptOutput> {
   const { command, args: baseArgs } = scriptCommand(fixturePath(name));
-  const child = spawn(command, [...baseArgs, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  return runToEnd(command, [...baseArgs, ...args], options);
+}
+
+/**
+ * Runs the `multiproc` CLI with `args` to its end, as a user would: from source on Deno, the
+ * compiled bin on Node.
+ */
+export function runCli(
+  args: string[],
+  options: RunOptions & { write?: boolean } = {},
+): Promise<ScriptOutput> {
+  const { command, args: baseArgs } = cliCommand({ write: options.write });
+  return runToEnd(command, [...baseArgs, ...args], options);
+}
+
+function runToEnd(command: string, args: string[], options: RunOptions): Promise<ScriptOutput> {
+  const env = options.env ? { ...process.env, ...options.env } : undefined;
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env });
   const stdout: Uint8Array[] = [];
   const stderr: Uint8Array[] = [];
   const kill = () => child.kill("SIGKILL");

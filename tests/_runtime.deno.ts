@@ -1,4 +1,5 @@
 /** How tests start a script on this runtime (Deno). Its sibling `_runtime.node.ts` matches it. */
+import { fileURLToPath } from "node:url";
 
 /** The runtime that runs the tests. */
 export const runtime: "deno" | "node" = "deno";
@@ -14,5 +15,25 @@ export function scriptCommand(path: string): { command: string; args: string[] }
   return {
     command: Deno.execPath(),
     args: ["run", "--quiet", "--allow-read", "--allow-env", "--allow-run", path],
+  };
+}
+
+/**
+ * The command that runs the `multiproc` CLI from source, as its README says, with write access
+ * only when a test asks for a file such as an SVG chart.
+ */
+export function cliCommand(options: { write?: boolean } = {}): { command: string; args: string[] } {
+  const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+  return {
+    command: Deno.execPath(),
+    args: [
+      "run",
+      "--quiet",
+      "--allow-read",
+      "--allow-env",
+      "--allow-run",
+      ...(options.write ? ["--allow-write"] : []),
+      cli,
+    ],
   };
 }

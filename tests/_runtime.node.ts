@@ -1,5 +1,6 @@
 /** How tests start a script on this runtime (Node). Its sibling `_runtime.deno.ts` matches it. */
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 
 /** The runtime that runs the tests. */
 export const runtime: "deno" | "node" = "node";
@@ -10,4 +11,12 @@ export const moduleExtension = ".js";
 /** The command that runs a script as the user would. */
 export function scriptCommand(path: string): { command: string; args: string[] } {
   return { command: process.execPath, args: [path] };
+}
+
+/** The command that runs the compiled `multiproc` CLI, as `npx multiproc` does. */
+export function cliCommand(
+  _options: { write?: boolean } = {},
+): { command: string; args: string[] } {
+  const cli = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+  return { command: process.execPath, args: [cli] };
 }

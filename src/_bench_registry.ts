@@ -1,0 +1,12 @@
+/**
+ * The `multiproc bench` subcommands, in the order that the usage lists them. Adding one is a
+ * module that exports a {@linkcode BenchCommand} and a line here.
+ *
+ * @module
+ */
+import type { BenchCommand } from "./_bench.ts";
+import { gilBench } from "./_bench_gil.ts";
+import { startBench } from "./_bench_start.ts";
+
+/** Every benchmark that `multiproc bench <name>` runs. */
+export const benchCommands: readonly BenchCommand[] = [gilBench, startBench];
