@@ -143,7 +143,13 @@ export function stopForkserver(): void {
  * benchmarks wait for the spares to be ready so that they time a start with a spare ready.
  */
 export function spareCounts(): { ready: number; booting: number; wanted: number } {
-  const alive = spares.filter((spare) => spare.handle.alive);
-  const ready = alive.filter((spare) => spare.ready).length;
-  return { ready, booting: alive.length - ready, wanted };
+  let ready = 0, booting = 0, wanted = 0;
+  for (const pool of pools.values()) {
+    const alive = pool.spares.filter((spare) => spare.handle.alive);
+    const poolReady = alive.filter((spare) => spare.ready).length;
+    ready += poolReady;
+    booting += alive.length - poolReady;
+    wanted += pool.wanted;
+  }
+  return { ready, booting, wanted };
 }
