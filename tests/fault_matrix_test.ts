@@ -1,0 +1,109 @@
+/**
+ * The fault matrix for Thread and Process, under spawn and forkserver: faults that a child can
+ * suffer, and what the parent must see. Crashes, exits, errors and garbage output are covered by
+ * the shared behaviour tests; these add the faults that need more set-up.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { readdirSync } from "node:fs";
+import process from "node:process";
+import { getContext, Thread } from "../mod.ts";
+import { isPidAlive, waitUntil } from "./_helpers.ts";
+import { echoLarge, forever, targetsUrl } from "./fixtures/targets.ts";
+
+// Forkserver spares outlive each test by design; they are stopped when the test run exits.
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+
+for (const method of ["spawn", "forkserver"] as const) {
+  const suffix = method === "spawn" ? "" : " under forkserver";
+  const ContextProcess = getContext(method).Process;
+
+  test(`Process killed with SIGKILL from outside ends with -9${suffix}`, async () => {
+    const child = new ContextProcess({ target: forever, module: targetsUrl });
+    child.start();
+    process.kill(child.pid!, "SIGKILL");
+    await child.join();
+    assertEquals(child.exitCode, -9);
+    assert(await waitUntil(() => !isPidAlive(child.pid!), 2000));
+  });
+
+  test(`Process takes a 100 MB argument and returns a 100 MB result${suffix}`, async () => {
+    const big = new Uint8Array(100 * 1024 * 1024).fill(1);
+    const child = new ContextProcess({ target: echoLarge, args: [big], module: targetsUrl });
+    child.start();
+    await child.join();
+    assertEquals(child.exitCode, 0, String(child.error));
+    const result = child.result as Uint8Array;
+    assertEquals(result.length, big.length);
+    assertEquals(result[0], (big.length / 4096) % 251);
+    assertEquals(result[result.length - 1], 7);
+  });
+}
+
+test("Thread takes a 100 MB argument and returns a 100 MB result", async () => {
+  const big = new Uint8Array(100 * 1024 * 1024).fill(1);
+  const thread = new Thread({ target: echoLarge, args: [big], module: targetsUrl });
+  thread.start();
+  await thread.join();
+  assertEquals(thread.exitCode, 0, String(thread.error));
+  assertEquals((thread.result as Uint8Array).length, big.length);
+});
+
+function openDescriptors(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+// MULTIPROC_CYCLES=10000 runs the full count; the default keeps CI short.
+const cycles = Number(process.env.MULTIPROC_CYCLES ?? 100);
+
+test("Thread start/join cycles leave no descriptors behind", async () => {
+  const run = async (count: number) => {
+    for (let i = 0; i < count; i++) {
+      const thread = new Thread({ target: (n: number) => n + 1, args: [i] });
+      thread.start();
+      await thread.join();
+      assertEquals(thread.result, i + 1);
+    }
+  };
+  await run(10);
+  const fds = openDescriptors();
+  await run(cycles);
+  // Workers release their descriptors asynchronously; give them a moment.
+  assert(
+    await waitUntil(() => openDescriptors() <= fds + 2, 3000),
+    `descriptors grew from ${fds} to ${openDescriptors()}`,
+  );
+});
+
+for (const method of ["spawn", "forkserver"] as const) {
+  const ContextProcess = getContext(method).Process;
+  test(
+    `Process start/join cycles leave no descriptors or child processes behind${
+      method === "spawn" ? "" : " under forkserver"
+    }`,
+    async () => {
+      const run = async (count: number) => {
+        const pids: number[] = [];
+        for (let i = 0; i < count; i++) {
+          const child = new ContextProcess({ target: (n: number) => n * 2, args: [i] });
+          child.start();
+          await child.join();
+          assertEquals(child.result, i * 2);
+          pids.push(child.pid!);
+        }
+        return pids;
+      };
+      await run(3);
+      const fds = openDescriptors();
+      const pids = await run(Math.max(5, Math.round(cycles / 5)));
+      assert(
+        await waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 3000),
+        `still alive: ${pids.filter(isPidAlive).join(", ")}`,
+      );
+      assert(
+        await waitUntil(() => openDescriptors() <= fds + 2, 3000),
+        `descriptors grew from ${fds} to ${openDescriptors()}`,
+      );
+    },
+  );
+}
