@@ -6,7 +6,9 @@
  */
 import process from "node:process";
 import type { MessagePort } from "node:worker_threads";
-import type { ParentLink } from "./_protocol.ts";
+import { CHILD_PROCESS_FLAG, type ParentLink } from "./_protocol.ts";
+
+const LIFELINE_CHECK_MS = 250;
 
 /** The line of a child process: its IPC channel. The child exits when the parent is gone. */
 export function connectViaIpc(): ParentLink {
@@ -16,6 +18,14 @@ export function connectViaIpc(): ParentLink {
   }
   // The channel closes when the parent exits or is killed: this is the child's lifeline.
   process.on("disconnect", () => process.exit(1));
+  // A parent killed while this child was still booting may close the channel before anyone
+  // listens, with no event to follow; then the child is an orphan, and its parent pid shows it.
+  const parentPid = Number(process.argv[process.argv.indexOf(CHILD_PROCESS_FLAG) + 1]);
+  const orphaned = () => !process.connected || (parentPid > 0 && process.ppid !== parentPid);
+  if (orphaned()) process.exit(1);
+  setInterval(() => {
+    if (orphaned()) process.exit(1);
+  }, LIFELINE_CHECK_MS);
   return {
     kind: "process",
     onMessage: (listener) => process.on("message", listener),

@@ -75,7 +75,15 @@ export function childProcessCommand(
   }
   return {
     command: Deno.execPath(),
-    args: ["run", "--quiet", "--no-prompt", ...flags, childEntry.href, CHILD_PROCESS_FLAG],
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      ...flags,
+      childEntry.href,
+      CHILD_PROCESS_FLAG,
+      String(Deno.pid),
+    ],
   };
 }
 

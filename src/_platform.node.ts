@@ -65,7 +65,7 @@ export function childProcessCommand(
   if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
   return {
     command: process.execPath,
-    args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG],
+    args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG, String(process.pid)],
   };
 }
 

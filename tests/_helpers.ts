@@ -65,8 +65,9 @@ function runToEnd(command: string, args: string[], options: RunOptions): Promise
   const timer = setTimeout(kill, options.timeoutMs ?? 30_000);
   return new Promise((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code, signal) => {
+    const finish = (code: number | null, signal: string | null) => {
       clearTimeout(timer);
+      clearTimeout(grace);
       const out = concat(stdout);
       const err = concat(stderr);
       resolve({
@@ -77,6 +78,17 @@ function runToEnd(command: string, args: string[], options: RunOptions): Promise
         stdoutText: new TextDecoder().decode(out),
         stderrText: new TextDecoder().decode(err),
       });
+    };
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    child.on("close", finish);
+    // An orphaned grandchild could hold the pipes open for ever; the test that looks for orphans
+    // must then fail rather than hang, so the script's own exit is enough after a moment.
+    child.on("exit", (code, signal) => {
+      grace = setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        finish(code, signal);
+      }, 3000);
     });
   });
 }

@@ -50,22 +50,24 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
     assertEquals(out.stderr, twice);
   });
 
-  test("Process children exit within 2 s when the parent is killed with SIGKILL", async () => {
-    let pids: number[] = [];
-    const out = await runFixture("parent_busy", methodArgs, {
-      onStdout: (text, kill) => {
-        const match = /PIDS (\[.*\])/.exec(text);
-        if (match && pids.length === 0) {
-          pids = JSON.parse(match[1]);
-          kill();
-        }
-      },
+  for (const [when, delay] of [["", "500"], [" while they boot", "40"]]) {
+    test(`Process children exit within 2 s when the parent is killed with SIGKILL${when}`, async () => {
+      let pids: number[] = [];
+      const out = await runFixture("parent_busy", [...methodArgs, "--delay", delay], {
+        onStdout: (text, kill) => {
+          const match = /PIDS (\[.*\])/.exec(text);
+          if (match && pids.length === 0) {
+            pids = JSON.parse(match[1]);
+            kill();
+          }
+        },
+      });
+      assertEquals(out.signal, "SIGKILL");
+      assert(pids.length >= 3, `expected at least 3 pids, got ${pids.length}`);
+      const gone = await waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000);
+      assert(gone, `still alive: ${pids.filter(isPidAlive).join(", ")}`);
     });
-    assertEquals(out.signal, "SIGKILL");
-    assert(pids.length >= 3, `expected at least 3 pids, got ${pids.length}`);
-    const gone = await waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000);
-    assert(gone, `still alive: ${pids.filter(isPidAlive).join(", ")}`);
-  });
+  }
 
   test("Process daemon children do not keep the parent alive and stop when it exits", async () => {
     const out = await runFixture("daemons", ["--daemon", ...methodArgs], { timeoutMs: 15_000 });
