@@ -44,7 +44,7 @@ function connectViaWorkerScope(scope: WorkerScope): ParentLink {
       scope.onmessage = (event) => listener(event.data);
     },
     send: (message, transfer) => {
-      scope.postMessage(message, { transfer: transfer ?? [] });
+      scope.postMessage(message, { transfer: (transfer ?? []) as Transferable[] });
       return Promise.resolve();
     },
     finish: () => {},

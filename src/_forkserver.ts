@@ -43,7 +43,8 @@ function spawnSpare(): Spare {
       if (index >= 0) spares.splice(index, 1);
     },
   };
-  spare.handle = spawnChildProcess({ ref: false }, idle);
+  // Any spare may become a pool worker, whose crash report quotes its stderr.
+  spare.handle = spawnChildProcess({ ref: false, keepStderrTail: true }, idle);
   const main = mainModuleUrl();
   // Like Python's forkserver, spares import the main module too, so that a target exported
   // there is ready; a main module that is no file (`deno eval`) is left out.

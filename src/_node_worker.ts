@@ -41,5 +41,6 @@ export function startNodeWorker(
       stoppedWith ??= signal;
       void worker.terminate();
     },
+    setRef: (ref) => ref ? worker.ref() : worker.unref(),
   };
 }

@@ -95,7 +95,8 @@ export function startThread(
     listeners.error(new TypeError("A message from the worker could not be deserialized"));
   };
   return {
-    send: (message, transfer) => worker.postMessage(message, { transfer: transfer ?? [] }),
+    send: (message, transfer) =>
+      worker.postMessage(message, { transfer: (transfer ?? []) as Transferable[] }),
     stop: (signal) => exit(SIGNAL_EXIT_CODES[signal]),
   };
 }

@@ -61,13 +61,17 @@ export function defaultStartMethod(): StartMethod {
   return chosenMethod ?? "spawn";
 }
 
-/** Starts a child process with `method`. */
+/**
+ * Starts a child process with `method`. `keepStderrTail` asks for the last lines of its stderr to
+ * be kept for crash reports; forkserver spares always keep them.
+ */
 export function launchProcess(
   method: StartMethod,
-  options: { daemon: boolean },
+  options: { daemon: boolean; keepStderrTail?: boolean },
   listeners: ChildListeners,
 ): ChildHandle {
-  return method === "forkserver"
-    ? takeForkserverChild(options, listeners)
-    : spawnChildProcess({ ref: !options.daemon }, listeners);
+  return method === "forkserver" ? takeForkserverChild(options, listeners) : spawnChildProcess(
+    { ref: !options.daemon, keepStderrTail: options.keepStderrTail },
+    listeners,
+  );
 }
