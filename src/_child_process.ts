@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
 import process from "node:process";
-import { childProcessCommand, onParentExit, unrefTimer } from "./_platform.deno.ts";
+import { childProcessCommand, onParentExit } from "./_platform.deno.ts";
 import type { ChildHandle, ChildListeners, ChildMessage } from "./_protocol.ts";
 
 const liveChildren = new Set<ChildProcess>();
@@ -28,6 +28,9 @@ export interface ChildProcessHandle extends ChildHandle {
   /** True until the child has exited. */
   readonly alive: boolean;
 }
+
+/** How long after a child's exit its channel and stderr may take to close. */
+const DISCONNECT_GRACE_MS = 300;
 
 /** How much of a child's stderr is kept for crash reports. */
 const STDERR_TAIL_BYTES = 8192;
@@ -117,6 +120,7 @@ export function spawnChildProcess(
   let disconnected = false;
   let reported = false;
   let disconnectDeadline: ReturnType<typeof setTimeout> | undefined;
+  const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
   const reportWhenBoth = () => {
     if (exitCode === undefined || !disconnected || stderrOpen || reported) return;
     reported = true;
@@ -133,17 +137,19 @@ export function spawnChildProcess(
     exitCode = code ?? -(signal ? constants.signals[signal] : 1);
     reportWhenBoth();
     // The channel closes with the process; should its event never come, the exit still counts.
-    // A grandchild that inherited stderr may hold the pipe open.
+    // (Deno sometimes never reports the disconnect of a child that exited while a message to it
+    // was on its way.) A grandchild that inherited stderr may hold the pipe open. The channel of a
+    // dead child must not hold the parent open either: the deadline, short, does until then.
     if (!disconnected || stderrOpen) {
+      channel()?.unref?.();
+      (child.stderr as { unref?: () => void } | null)?.unref?.();
       disconnectDeadline = setTimeout(() => {
         disconnected = true;
         stderrOpen = false;
         reportWhenBoth();
-      }, 2000);
-      unrefTimer(disconnectDeadline);
+      }, DISCONNECT_GRACE_MS);
     }
   });
-  const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
   const handle: ChildProcessHandle = {
     pid: child.pid,
     send: (message) => {

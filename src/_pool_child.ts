@@ -44,6 +44,8 @@ export class PoolChild {
   #transfers: object[] = [];
   #firstResultAt = 0;
   #skipped = new Set<number>();
+  /** The id of the task that runs now, or 0. */
+  #current = 0;
 
   constructor(link: ParentLink, start: PoolStartMessage, preloaded: Promise<void>) {
     this.#link = link;
@@ -64,9 +66,19 @@ export class PoolChild {
     this.#specs.set(message.id, message.target);
   }
 
-  /** Marks tasks that were sent ahead as cancelled: they are skipped. */
+  /**
+   * Marks tasks that were sent ahead as cancelled: they are skipped. One that runs already (it
+   * waits on something, or this message would not have been read) is reported, so that the parent
+   * stops this worker rather than leave it running a task that nobody wants.
+   */
   skip(ids: number[]): void {
-    for (const id of ids) this.#skipped.add(id);
+    for (const id of ids) {
+      if (id === this.#current) {
+        this.#link.send({ type: "skip-failed", id }).catch(() => {});
+      } else {
+        this.#skipped.add(id);
+      }
+    }
   }
 
   /** Queues a batch of tasks and starts the loop if it is not running. */
@@ -143,7 +155,10 @@ export class PoolChild {
         if (!target) {
           this.#flush();
           target = await this.#resolve(task.targetId);
+          // A skip may have come while the module loaded.
+          if (this.#skipped.size > 0 && this.#skipped.delete(task.id)) continue;
         }
+        this.#current = task.id;
         if (this.#slot) Atomics.store(this.#slot, 0, task.id);
         let value = task.mode === TaskMode.Apply
           ? target.apply(undefined, task.payload as unknown[])
@@ -157,6 +172,7 @@ export class PoolChild {
       } catch (error) {
         this.#results.push(task.id, 0, serializeError(error));
       }
+      this.#current = 0;
       if (this.#slot) Atomics.store(this.#slot, 0, 0);
       if (this.#results.length === 3) this.#firstResultAt = performance.now();
       if (

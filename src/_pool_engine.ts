@@ -553,6 +553,9 @@ export class PoolEngine {
     if (worker.exited) return;
     if (message.type === "done") {
       this.#onResults(worker, message.results);
+    } else if (message.type === "skip-failed") {
+      // A cancelled task had started after all: its worker is the only way to stop it.
+      this.#stopWorker(worker, "SIGKILL");
     } else if (message.type === "ready") {
       worker.lastResultAt = performance.now();
     } else if (message.type === "init-failed") {
@@ -735,12 +738,12 @@ export class PoolEngine {
       },
     );
     if (this.options.onCrash === "break") {
-      this.#break(
-        new BrokenPoolError(
-          `${this.options.name} is broken: ${crash.message}; every pending task is rejected`,
-          { cause: crash },
-        ),
+      const broken = new BrokenPoolError(
+        `${this.options.name} is broken: ${crash.message}; every pending task is rejected`,
+        { cause: crash },
       );
+      for (const task of tasks) this.#settle(task, false, broken);
+      this.#break(broken);
       return;
     }
     if (running) this.#settle(running, false, crash);

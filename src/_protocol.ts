@@ -149,6 +149,15 @@ export interface PoolInitFailedMessage {
   error: SerializedError;
 }
 
+/**
+ * Pool worker to parent: a task that the parent asked it to skip has already started; only
+ * stopping the worker stops it.
+ */
+export interface PoolSkipFailedMessage {
+  type: "skip-failed";
+  id: number;
+}
+
 /** Every message that a child sends to its parent. */
 export type ChildMessage =
   | ResultMessage
@@ -156,7 +165,8 @@ export type ChildMessage =
   | ExitMessage
   | ReadyMessage
   | PoolDoneMessage
-  | PoolInitFailedMessage;
+  | PoolInitFailedMessage
+  | PoolSkipFailedMessage;
 
 /** An error as plain data. */
 export interface SerializedError {
