@@ -13,6 +13,7 @@ import {
   serializeError,
 } from "./_protocol.ts";
 import { resolveTarget } from "./_target_resolve.ts";
+import { PoolChild } from "./_pool_child.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
 // tell (test registrations, for one, stay out of children).
@@ -23,6 +24,8 @@ const link = await connectToParent();
 // A forkserver spare imports its preload modules before it is handed a target; a run message that
 // arrives meanwhile waits for them.
 let preloaded: Promise<void> = Promise.resolve();
+// Set once the parent makes this child a pool worker.
+let pool: PoolChild | undefined;
 
 link.onMessage((message) => {
   const typed = message as ParentMessage;
@@ -34,6 +37,18 @@ link.onMessage((message) => {
       break;
     case "run":
       void runOnce(typed);
+      break;
+    case "pool":
+      pool = new PoolChild(link, typed, preloaded);
+      break;
+    case "target":
+      pool?.addTarget(typed);
+      break;
+    case "tasks":
+      pool?.addTasks(typed.tasks);
+      break;
+    case "skip":
+      pool?.skip(typed.ids);
       break;
   }
 });

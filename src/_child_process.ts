@@ -6,7 +6,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
-import { childProcessCommand, onParentExit, unrefTimer } from "./_platform.deno.ts";
+import process from "node:process";
+import { childProcessCommand, onParentExit } from "./_platform.deno.ts";
 import type { ChildHandle, ChildListeners, ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
 
@@ -29,25 +30,81 @@ export interface ChildProcessHandle extends ChildHandle {
   readonly alive: boolean;
 }
 
+/** How long after a child's exit its channel and stderr may take to close. */
+const DISCONNECT_GRACE_MS = 300;
+
+/** How much of a child's stderr is kept for crash reports. */
+const STDERR_TAIL_BYTES = 8192;
+const STDERR_TAIL_LINES = 20;
+
+/**
+ * Keeps the last bytes that a child wrote to stderr. Bytes, not text, so that a character cut in
+ * half by a chunk boundary decodes whole.
+ */
+class StderrTail {
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+
+  add(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+    while (this.#size - this.#chunks[0].length >= STDERR_TAIL_BYTES) {
+      this.#size -= this.#chunks.shift()!.length;
+    }
+  }
+
+  text(): string {
+    const bytes = new Uint8Array(this.#size);
+    let offset = 0;
+    for (const chunk of this.#chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.length;
+    }
+    const lines = new TextDecoder().decode(
+      bytes.subarray(Math.max(0, bytes.length - STDERR_TAIL_BYTES)),
+    )
+      .split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    return lines.slice(-STDERR_TAIL_LINES).join("\n");
+  }
+}
+
 /**
  * Starts a child process on the child entry, connected by an IPC channel, with the parent's stdout
  * and stderr and without stdin. It exits by itself when the parent is gone.
  *
  * @param options `ref: false` for a child that must not keep the parent alive; `command` for its
- * permissions and heap limit.
+ * permissions and heap limit. `keepStderrTail` pipes the child's stderr through the parent, byte
+ * for byte, keeping its last lines for crash reports (see {@linkcode ChildHandle.stderrTail});
+ * otherwise the child writes to the parent's stderr directly.
  * @param listeners Where its messages and its exit go.
  * @throws {Error} When the runtime cannot be started at all.
  */
 export function spawnChildProcess(
-  options: { ref: boolean; command?: ChildCommandOptions },
+  options: { ref: boolean; command?: ChildCommandOptions; keepStderrTail?: boolean },
   listeners: ChildListeners,
 ): ChildProcessHandle {
   const { command, args } = childProcessCommand(options.command);
   const child = spawn(command, args, {
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    stdio: ["ignore", "inherit", options.keepStderrTail ? "pipe" : "inherit", "ipc"],
     serialization: "advanced",
     windowsHide: true,
   });
+  let tail: StderrTail | undefined;
+  // Ends when the pipe closes, so that a crash report holds the child's last lines.
+  let stderrOpen = false;
+  if (options.keepStderrTail && child.stderr) {
+    const stderrTail = tail = new StderrTail();
+    stderrOpen = true;
+    child.stderr.on("data", (chunk: Uint8Array) => {
+      stderrTail.add(chunk);
+      process.stderr.write(chunk);
+    });
+    child.stderr.on("close", () => {
+      stderrOpen = false;
+      reportWhenBoth();
+    });
+  }
   let current = listeners;
   child.on("error", (error) => current.error(error));
   if (child.pid === undefined) {
@@ -59,20 +116,21 @@ export function spawnChildProcess(
   }
   liveChildren.add(child);
   // The exit can come before the last messages are read; they are all read once the channel
-  // has disconnected, so the exit is reported after both.
+  // has disconnected, so the exit is reported after both (and after the stderr pipe's end).
   let exitCode: number | undefined;
   let disconnected = false;
   let reported = false;
+  let disconnectDeadline: ReturnType<typeof setTimeout> | undefined;
+  const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
   const reportWhenBoth = () => {
-    if (exitCode === undefined || !disconnected || reported) return;
+    if (exitCode === undefined || !disconnected || stderrOpen || reported) return;
     reported = true;
+    clearTimeout(disconnectDeadline);
     current.exit(exitCode);
   };
   child.on("message", (message: ChildMessage) => current.message(message));
-  let disconnectDeadline: ReturnType<typeof setTimeout> | undefined;
   child.on("disconnect", () => {
     disconnected = true;
-    clearTimeout(disconnectDeadline);
     reportWhenBoth();
   });
   child.on("exit", (code, signal) => {
@@ -80,15 +138,19 @@ export function spawnChildProcess(
     exitCode = code ?? -(signal ? constants.signals[signal] : 1);
     reportWhenBoth();
     // The channel closes with the process; should its event never come, the exit still counts.
-    if (!disconnected) {
+    // (Deno sometimes never reports the disconnect of a child that exited while a message to it
+    // was on its way.) A grandchild that inherited stderr may hold the pipe open. The channel of a
+    // dead child must not hold the parent open either: the deadline, short, does until then.
+    if (!disconnected || stderrOpen) {
+      channel()?.unref?.();
+      (child.stderr as { unref?: () => void } | null)?.unref?.();
       disconnectDeadline = setTimeout(() => {
         disconnected = true;
+        stderrOpen = false;
         reportWhenBoth();
-      }, 2000);
-      unrefTimer(disconnectDeadline);
+      }, DISCONNECT_GRACE_MS);
     }
   });
-  const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
   const handle: ChildProcessHandle = {
     pid: child.pid,
     send: (message) => {
@@ -101,14 +163,17 @@ export function spawnChildProcess(
       if (ref) {
         child.ref();
         channel()?.ref?.();
+        (child.stderr as { ref?: () => void } | null)?.ref?.();
       } else {
         child.unref();
         channel()?.unref?.();
+        (child.stderr as { unref?: () => void } | null)?.unref?.();
       }
     },
     setListeners: (next) => {
       current = next;
     },
+    stderrTail: () => tail?.text() ?? "",
     get alive() {
       return exitCode === undefined;
     },

@@ -65,7 +65,11 @@ function spawnSpare(pool: SparePool, ahead: boolean): Spare {
       if (index >= 0) pool.spares.splice(index, 1);
     },
   };
-  spare.handle = spawnChildProcess({ ref: false, command: pool.command }, idle);
+  // Any spare may become a pool worker, whose crash report quotes its stderr.
+  spare.handle = spawnChildProcess(
+    { ref: false, command: pool.command, keepStderrTail: true },
+    idle,
+  );
   const main = mainModuleUrl();
   // Like Python's forkserver, spares import the main module too, so that a target exported
   // there is ready; a main module that is no file (`deno eval`) is left out.

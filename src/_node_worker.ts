@@ -57,5 +57,6 @@ export function startNodeWorker(
       stoppedWith ??= signal;
       void worker.terminate();
     },
+    setRef: (ref) => ref ? worker.ref() : worker.unref(),
   };
 }

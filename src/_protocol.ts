@@ -58,8 +58,65 @@ export interface PreloadMessage {
   optional: string[];
 }
 
+/** Parent to a new pool worker: become a pool worker, run the initializer, then wait for tasks. */
+export interface PoolStartMessage {
+  type: "pool";
+  /** The worker's name, for error reports. */
+  name: string;
+  initializer?: TargetSpec;
+  initArgs: unknown[];
+  /**
+   * A thread worker's slot (an `Int32Array` over shared memory) where it keeps the id of the task
+   * that it runs, so that the parent can tell which task a dying worker was running.
+   */
+  runningSlot?: Int32Array;
+  /** Whether results are sent in batches (threads) or one by one (processes). */
+  batchResults: boolean;
+}
+
+/** Parent to pool worker: the target that tasks with this id run. Sent once per worker. */
+export interface PoolTargetMessage {
+  type: "target";
+  id: number;
+  target: TargetSpec;
+}
+
+/**
+ * How a pool task calls its target: `Apply`, with `payload` as the argument list; `Map`, with a
+ * chunk of items, giving the list of `target(item)`; `Starmap`, with a chunk of argument lists,
+ * giving the list of `target(...args)`.
+ */
+export const TaskMode = { Apply: 0, Map: 1, Starmap: 2 } as const;
+
+/** One of the {@linkcode TaskMode} values. */
+export type TaskMode = typeof TaskMode[keyof typeof TaskMode];
+
+/**
+ * Parent to pool worker: tasks to run in order, flattened as `[taskId, targetId, mode, payload,
+ * …]` so that a batch costs one array.
+ */
+export interface PoolTasksMessage {
+  type: "tasks";
+  tasks: unknown[];
+}
+
+/**
+ * Parent to pool worker: tasks that were sent ahead but are cancelled; the worker skips them and
+ * reports nothing for them.
+ */
+export interface PoolSkipMessage {
+  type: "skip";
+  ids: number[];
+}
+
 /** Every message that a parent sends to a child. */
-export type ParentMessage = RunMessage | PreloadMessage;
+export type ParentMessage =
+  | RunMessage
+  | PreloadMessage
+  | PoolStartMessage
+  | PoolTargetMessage
+  | PoolTasksMessage
+  | PoolSkipMessage;
 
 /** Child to parent: a forkserver spare has imported its preload modules and waits for work. */
 export interface ReadyMessage {
@@ -84,8 +141,39 @@ export interface ExitMessage {
   code: number;
 }
 
+/**
+ * Pool worker to parent: finished tasks, in the order they ran, flattened as `[taskId, ok, value,
+ * …]` where `ok` is 1 for a result and 0 for a {@linkcode SerializedError}.
+ */
+export interface PoolDoneMessage {
+  type: "done";
+  results: unknown[];
+}
+
+/** Pool worker to parent: the pool's initializer threw; the worker exits. */
+export interface PoolInitFailedMessage {
+  type: "init-failed";
+  error: SerializedError;
+}
+
+/**
+ * Pool worker to parent: a task that the parent asked it to skip has already started; only
+ * stopping the worker stops it.
+ */
+export interface PoolSkipFailedMessage {
+  type: "skip-failed";
+  id: number;
+}
+
 /** Every message that a child sends to its parent. */
-export type ChildMessage = ResultMessage | ErrorMessage | ExitMessage | ReadyMessage;
+export type ChildMessage =
+  | ResultMessage
+  | ErrorMessage
+  | ExitMessage
+  | ReadyMessage
+  | PoolDoneMessage
+  | PoolInitFailedMessage
+  | PoolSkipFailedMessage;
 
 /** An error as plain data. */
 export interface SerializedError {
@@ -101,8 +189,10 @@ export interface SerializedError {
   thrown?: { value: unknown };
 }
 
-// Only the prototype is used: errors are rebuilt without calling their constructors.
-const knownErrors: Record<string, { prototype: Error }> = {
+// Only the prototype is used: errors are rebuilt without calling their constructors. Built on first
+// use, so that errors.ts may import this module without a cycle that reads its classes too early.
+let knownErrors: Record<string, { prototype: Error }> | undefined;
+const builtInErrors = () => ({
   Error,
   TypeError,
   RangeError,
@@ -117,7 +207,7 @@ const knownErrors: Record<string, { prototype: Error }> = {
   CancelledError,
   QueueFullError,
   QueueEmptyError,
-};
+});
 
 const registeredErrors = new Map<string, { prototype: Error }>();
 
@@ -174,7 +264,9 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
 
 /** Rebuilds an error from its record, with its class where that class is known. */
 export function deserializeError(record: SerializedError): Error {
-  const Ctor = registeredErrors.get(record.name) ?? knownErrors[record.name] ?? Error;
+  knownErrors ??= builtInErrors();
+  const Ctor = registeredErrors.get(record.name) ??
+    (Object.hasOwn(knownErrors, record.name) ? knownErrors[record.name] : Error);
   const error = Object.create(Ctor.prototype) as Error;
   Object.defineProperty(error, "message", {
     value: record.message,
@@ -250,9 +342,20 @@ function findUncloneable(
     }
     return undefined;
   }
+  if (Array.isArray(value)) {
+    // By index: Object.keys() would make a string per element of a long array.
+    for (let i = 0; i < value.length; i++) {
+      const entry = value[i];
+      if (typeof entry !== "object" && typeof entry !== "function" && typeof entry !== "symbol") {
+        continue;
+      }
+      const found = findUncloneable(entry, `${path}[${i}]`, seen);
+      if (found) return found;
+    }
+    return undefined;
+  }
   for (const key of Object.keys(value)) {
-    const step = Array.isArray(value) ? `[${key}]` : `.${key}`;
-    const found = findUncloneable((value as Record<string, unknown>)[key], path + step, seen);
+    const found = findUncloneable((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
     if (found) return found;
   }
   return undefined;
@@ -289,7 +392,20 @@ export interface ChildHandle {
   send(message: unknown, transfer?: TransferList): void;
   /** Stops the child; `exit` follows. */
   stop(signal: "SIGTERM" | "SIGKILL"): void;
+  /**
+   * Whether the child keeps the parent's event loop alive; absent where it always does (a Web
+   * Worker).
+   */
+  setRef?(ref: boolean): void;
+  /** The last lines that a child process wrote to stderr, where they are kept. */
+  stderrTail?(): string;
 }
+
+/**
+ * Objects whose ownership moves with a message: `ArrayBuffer`s and `MessagePort`s. Typed loosely
+ * because each runtime's own type for them differs.
+ */
+export type TransferList = readonly object[];
 
 /** Exit codes that a stopped worker thread reports, as for a process ended by these signals. */
 export const SIGNAL_EXIT_CODES = { SIGTERM: -15, SIGKILL: -9 } as const;

@@ -62,13 +62,17 @@ export function defaultStartMethod(): StartMethod {
   return chosenMethod ?? "spawn";
 }
 
-/** Starts a child process with `method`. */
+/**
+ * Starts a child process with `method`. `keepStderrTail` asks for the last lines of its stderr to
+ * be kept for crash reports; forkserver spares always keep them.
+ */
 export function launchProcess(
   method: StartMethod,
-  options: { daemon: boolean; command?: ChildCommandOptions },
+  options: { daemon: boolean; command?: ChildCommandOptions; keepStderrTail?: boolean },
   listeners: ChildListeners,
 ): ChildHandle {
-  return method === "forkserver"
-    ? takeForkserverChild(options, listeners)
-    : spawnChildProcess({ ref: !options.daemon, command: options.command }, listeners);
+  return method === "forkserver" ? takeForkserverChild(options, listeners) : spawnChildProcess(
+    { ref: !options.daemon, command: options.command, keepStderrTail: options.keepStderrTail },
+    listeners,
+  );
 }

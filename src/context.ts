@@ -6,6 +6,7 @@
  * @module
  */
 import { Process, type ProcessOptions } from "./process.ts";
+import { Pool, type PoolOptions } from "./pool.ts";
 import {
   checkStartMethod,
   chooseStartMethod,
@@ -139,6 +140,8 @@ export class Context {
   readonly startMethod: StartMethod;
   /** {@linkcode Process}, starting with this context's method unless its options choose one. */
   readonly Process: typeof Process;
+  /** {@linkcode Pool}, whose workers start with this context's method unless its options choose. */
+  readonly Pool: typeof Pool;
 
   /**
    * Creates a context; {@linkcode getContext} returns a shared one per method.
@@ -152,6 +155,11 @@ export class Context {
     this.Process = class ContextProcess<Args extends unknown[], Result>
       extends Process<Args, Result> {
       constructor(options: ProcessOptions<Args, Result>) {
+        super({ startMethod, ...options });
+      }
+    };
+    this.Pool = class ContextPool extends Pool {
+      constructor(options?: PoolOptions) {
         super({ startMethod, ...options });
       }
     };

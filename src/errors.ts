@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { describeValue, registerErrorClassByName } from "./_protocol.ts";
 
 /** Options for {@linkcode WorkerCrashedError}. */
 export interface WorkerCrashedErrorOptions {
@@ -147,4 +148,47 @@ export class QueueFullError extends Error {
 export class QueueEmptyError extends Error {
   /** Always `"QueueEmptyError"`, also after the error crossed from a worker. */
   override name = "QueueEmptyError";
+}
+
+/**
+ * Makes errors of a custom class come back from workers and child processes as instances of that
+ * class, found by its name. Errors are rebuilt without calling the constructor: their message,
+ * stack, `cause` and own fields are restored as they were thrown. Built-in errors and multiproc's
+ * own need no registration. Register in the process that receives the error, usually the parent.
+ *
+ * @param ctor The error class; its `name` is the key, so two classes of the same name collide.
+ * @throws {TypeError} When `ctor` is not a class whose instances are errors.
+ * @example Catch a task's own error class
+ * ```ts
+ * import { registerErrorClass, ThreadPool } from "@multiproc/multiproc";
+ *
+ * class NotFoundError extends Error {
+ *   override name = "NotFoundError";
+ * }
+ * registerErrorClass(NotFoundError);
+ *
+ * await using pool = new ThreadPool({ size: 1 });
+ * const lookup = (key: string) => {
+ *   class NotFoundError extends Error {
+ *     override name = "NotFoundError";
+ *   }
+ *   throw new NotFoundError(`No entry for '${key}'`);
+ * };
+ * try {
+ *   await pool.apply(lookup, ["x"]);
+ * } catch (error) {
+ *   console.log(error instanceof NotFoundError); // true
+ * }
+ * ```
+ */
+export function registerErrorClass(ctor: new (...args: never[]) => Error): void {
+  if (
+    typeof ctor !== "function" || typeof ctor.prototype !== "object" ||
+    !(ctor.prototype instanceof Error || ctor === Error)
+  ) {
+    throw new TypeError(
+      `'ctor' must be a class that extends Error: received ${describeValue(ctor)}`,
+    );
+  }
+  registerErrorClassByName(ctor);
 }

@@ -1,0 +1,818 @@
+/**
+ * {@linkcode ThreadPool} and {@linkcode Pool}: pools of worker threads and of child processes, with
+ * the surface of Python's `multiprocessing.Pool` and `concurrent.futures` executors.
+ *
+ * @module
+ */
+import { describeValue, TaskMode } from "./_protocol.ts";
+import { PoolEngine, targetEntry, type Task } from "./_pool_engine.ts";
+import { availableCpus, startThread } from "./_platform.deno.ts";
+import {
+  checkStartMethod,
+  defaultStartMethod,
+  launchProcess,
+  type StartMethod,
+} from "./_start_methods.ts";
+import { Future } from "./future.ts";
+
+/** Options for {@linkcode ThreadPool}; {@linkcode PoolOptions} adds the start method. */
+export interface ThreadPoolOptions {
+  /** How many workers at most; defaults to `cpuCount()`. Workers start as tasks need them. */
+  size?: number;
+  /**
+   * A function that each worker runs once, before its first task, with `initArgs` (for example to
+   * open a connection that its tasks share through globals). It follows the rules of a task's
+   * function. If it throws, the pool breaks: pending tasks reject with a `BrokenPoolError`.
+   */
+  // deno-lint-ignore no-explicit-any
+  initializer?: (...args: any[]) => unknown;
+  /** Arguments for `initializer`. */
+  initArgs?: unknown[];
+  /**
+   * A module URL or path that exports the initializer and the tasks' functions, where they are not
+   * exported from the main module; a call's own `module` option takes precedence.
+   */
+  module?: string | URL;
+  /** After this many tasks a worker is replaced by a fresh one, as Python's `maxtasksperchild`. */
+  maxTasksPerChild?: number;
+  /**
+   * How many tasks may wait in the queue. Beyond it, tasks wait outside the queue, in order, and
+   * `map`/`imap` stop pulling their input until there is room again: memory stays bounded.
+   */
+  maxQueue?: number;
+  /** Stop a worker that has been idle for this long; the pool starts a new one when needed. */
+  idleTimeoutMs?: number;
+  /**
+   * What a crashed worker does to the pool: `"respawn"` (the default) rejects only the task it was
+   * running and replaces it; `"break"` rejects every pending task with a `BrokenPoolError`, as
+   * Python's `BrokenProcessPool`, and refuses new ones.
+   */
+  onCrash?: "respawn" | "break";
+  /** A name for messages; defaults to `ThreadPool-1`, `Pool-2`, … */
+  name?: string;
+}
+
+/** Options for {@linkcode Pool}. */
+export interface PoolOptions extends ThreadPoolOptions {
+  /**
+   * How the worker processes start: `"spawn"` or `"forkserver"`. Defaults to the context's method
+   * (`getContext("forkserver").Pool`), else the start method in force when the pool is created.
+   */
+  startMethod?: StartMethod;
+}
+
+/** Options for one task: {@linkcode BasePool.apply} and {@linkcode BasePool.submit}. */
+export interface TaskOptions {
+  /** Cancels the task when aborted; the task rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /**
+   * Cancels the task when it has not finished this many milliseconds after it was submitted
+   * (queue time included); it rejects with a `TimeoutError`.
+   */
+  timeoutMs?: number;
+  /** A module URL or path that exports `fn`; defaults to the pool's `module`, then the main one. */
+  module?: string | URL;
+}
+
+/** Options for {@linkcode BasePool.map} and {@linkcode BasePool.starmap}. */
+export interface MapOptions {
+  /**
+   * How many items each task carries. By default, as Python: `ceil(length / (4 * size))` for input
+   * of known length; for `imap` and input of unknown length, it grows with the measured speed of
+   * the items, so that one task takes about a millisecond.
+   */
+  chunksize?: number;
+  /** A module URL or path that exports `fn`; defaults to the pool's `module`, then the main one. */
+  module?: string | URL;
+}
+
+/** Options for {@linkcode BasePool.imap} and {@linkcode BasePool.imapUnordered}. */
+export interface ImapOptions extends MapOptions {
+  /**
+   * How many tasks (chunks) may be submitted and not yet consumed: how far the pool runs ahead of a
+   * slow consumer. Defaults to `8 * size`.
+   */
+  buffersize?: number;
+}
+
+/** What {@linkcode BasePool.stats} reports. */
+export interface PoolStats {
+  /** The pool's size. */
+  size: number;
+  /** Workers alive now. */
+  workers: number;
+  /** Workers running a task now. */
+  busyWorkers: number;
+  /** Tasks waiting for a worker. */
+  queueLength: number;
+  /** Tasks (or map chunks) that resolved. */
+  tasksCompleted: number;
+  /** Tasks that rejected, crashes included, cancellations not. */
+  tasksFailed: number;
+  /** Tasks cancelled: by `cancel()`, an abort signal or a timeout. */
+  tasksCancelled: number;
+  /** The share of the workers' time spent on tasks since the first worker started, 0 to 1. */
+  utilization: number;
+  /** Time that a worker spends on a task (messaging included), over the last 1024 tasks. */
+  runTimeMs: { p50: number; p99: number };
+  /** Time from submission until a worker takes the task, over the last 1024 tasks. */
+  waitTimeMs: { p50: number; p99: number };
+}
+
+let threadPoolCount = 0;
+let processPoolCount = 0;
+
+function positiveInteger(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number") {
+    throw new TypeError(`'${name}' must be a positive integer: received ${describeValue(value)}`);
+  }
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`'${name}' must be a positive integer: received ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function milliseconds(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `'${name}' must be a non-negative number of milliseconds: received ${describeValue(value)}`,
+    );
+  }
+  if (Number.isNaN(value) || value < 0) {
+    throw new RangeError(
+      `'${name}' must be a non-negative number of milliseconds: received ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkModule(value: unknown): string | URL | undefined {
+  if (value === undefined || typeof value === "string" || value instanceof URL) return value;
+  throw new TypeError(`'module' must be a URL or a path: received ${describeValue(value)}`);
+}
+
+function checkOptionsObject(value: unknown, what: string): void {
+  if (value !== undefined && (typeof value !== "object" || value === null)) {
+    throw new TypeError(`${what} options must be an object: received ${describeValue(value)}`);
+  }
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof (value as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === "function";
+}
+
+function checkIterable(value: unknown, what: string): void {
+  if (
+    value === null || value === undefined ||
+    (typeof (value as Iterable<unknown>)[Symbol.iterator] !== "function" && !isAsyncIterable(value))
+  ) {
+    throw new TypeError(
+      `${what} 'iterable' must be an iterable or async iterable: received ${describeValue(value)}`,
+    );
+  }
+}
+
+const CHUNK_TARGET_MS = 1;
+const MAX_AUTO_CHUNK = 4096;
+
+/**
+ * What {@linkcode ThreadPool} and {@linkcode Pool} share: the whole API. A pool starts its workers
+ * as tasks need them, up to `size`, keeps several tasks in flight per worker, and settles every task
+ * exactly once: resolved, rejected or cancelled.
+ *
+ * Idle workers do not keep the program alive, so a pool that is forgotten does not hold it open;
+ * `close()` + `join()` (or `await using`) waits for the queued work, `terminate()` stops at once.
+ */
+export abstract class BasePool {
+  #engine: PoolEngine;
+  #kind: string;
+  #module: string | URL | undefined;
+
+  /**
+   * Checks the options and prepares the pool; no worker starts before the first task.
+   *
+   * @param kind `"ThreadPool"` or `"Pool"`.
+   * @param options The pool's options.
+   * @throws {TypeError} When an option has the wrong type, or the initializer is neither exported
+   * nor self-contained.
+   * @throws {RangeError} When `size`, `maxTasksPerChild` or `maxQueue` is not a positive integer,
+   * or `idleTimeoutMs` is negative.
+   */
+  constructor(kind: "ThreadPool" | "Pool", options: PoolOptions | undefined) {
+    checkOptionsObject(options, kind);
+    const o = options ?? {};
+    this.#kind = kind;
+    const size = positiveInteger(o.size, "size") ?? availableCpus();
+    const maxTasksPerChild = positiveInteger(o.maxTasksPerChild, "maxTasksPerChild");
+    const maxQueue = positiveInteger(o.maxQueue, "maxQueue");
+    const idleTimeoutMs = milliseconds(o.idleTimeoutMs, "idleTimeoutMs");
+    const onCrash = o.onCrash ?? "respawn";
+    if (onCrash !== "respawn" && onCrash !== "break") {
+      throw new TypeError(
+        `'onCrash' must be 'respawn' or 'break': received ${describeValue(o.onCrash)}`,
+      );
+    }
+    if (o.initArgs !== undefined && !Array.isArray(o.initArgs)) {
+      throw new TypeError(`'initArgs' must be an array: received ${describeValue(o.initArgs)}`);
+    }
+    if (o.name !== undefined && typeof o.name !== "string") {
+      throw new TypeError(`'name' must be a string: received ${describeValue(o.name)}`);
+    }
+    this.#module = checkModule(o.module);
+    const initializer = o.initializer === undefined
+      ? undefined
+      : targetEntry(o.initializer, this.#module, `${kind} 'initializer'`).spec;
+    let launch;
+    let name;
+    if (kind === "ThreadPool") {
+      name = o.name ?? `ThreadPool-${++threadPoolCount}`;
+      launch = (workerName: string, listeners: Parameters<typeof startThread>[1]) =>
+        startThread({ daemon: true, name: workerName }, listeners);
+    } else {
+      name = o.name ?? `Pool-${++processPoolCount}`;
+      const method = o.startMethod === undefined
+        ? defaultStartMethod()
+        : checkStartMethod(o.startMethod, "Pool 'startMethod'");
+      launch = (_workerName: string, listeners: Parameters<typeof startThread>[1]) =>
+        launchProcess(method, { daemon: true, keepStderrTail: true }, listeners);
+    }
+    this.#engine = new PoolEngine({
+      kind,
+      name,
+      size,
+      launch,
+      threads: kind === "ThreadPool",
+      initializer,
+      initArgs: [...(o.initArgs ?? [])],
+      maxTasksPerChild,
+      maxQueue,
+      idleTimeoutMs,
+      onCrash,
+    });
+    this.#engine.startIdleSweep();
+  }
+
+  /** The pool's name, for messages. */
+  get name(): string {
+    return this.#engine.options.name;
+  }
+
+  /** The largest number of workers. */
+  get size(): number {
+    return this.#engine.options.size;
+  }
+
+  #task(fn: unknown, args: unknown, options: TaskOptions | undefined, what: string): Task {
+    const refusal = this.#engine.refusal();
+    if (refusal) throw refusal;
+    let module = this.#module;
+    let signal: AbortSignal | undefined;
+    let timeoutMs: number | undefined;
+    if (options !== undefined) {
+      checkOptionsObject(options, what);
+      if (options.module !== undefined) module = checkModule(options.module);
+      signal = options.signal;
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw new TypeError(`'signal' must be an AbortSignal: received ${describeValue(signal)}`);
+      }
+      timeoutMs = milliseconds(options.timeoutMs, "timeoutMs");
+    }
+    const target = targetEntry(fn, module, what);
+    if (args === undefined) args = [];
+    else if (!Array.isArray(args)) {
+      throw new TypeError(`${what} 'args' must be an array: received ${describeValue(args)}`);
+    }
+    const task = this.#engine.submit(target, TaskMode.Apply, args as unknown[], 1, what);
+    if (signal !== undefined || timeoutMs !== undefined) {
+      this.#engine.watch(task, signal, timeoutMs);
+    }
+    return task;
+  }
+
+  /**
+   * Runs `fn(...args)` in a worker, as Python's `apply_async().get()`.
+   *
+   * @param fn The function: exported from its module (the main module unless `module` says
+   * otherwise), or self-contained, as a `Thread`'s target.
+   * @param args Its arguments; each must be cloneable, or wrapped with `transfer()`.
+   * @param options `signal` and `timeoutMs` cancel it; `module` says where `fn` is exported.
+   * @returns A promise of the result. It rejects with the task's error (its class, message, remote
+   * stack and `cause` kept), with a `WorkerCrashedError` when the worker died while running it,
+   * with `signal.reason`, a `TimeoutError`, or a `BrokenPoolError`.
+   * @throws {TypeError} (as a rejection) When `fn` is neither exported nor self-contained, when an
+   * argument cannot be cloned (the message names which), or when an option has the wrong type.
+   * @throws {Error} (as a rejection) When the pool is closed or terminated.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 2 });
+   * console.log(await pool.apply((a: number, b: number) => a + b, [2, 3])); // 5
+   * ```
+   */
+  apply<Args extends unknown[], R>(
+    fn: (...args: Args) => R,
+    args?: Args,
+    options?: TaskOptions,
+  ): Promise<Awaited<R>> {
+    try {
+      return this.#task(fn, args, options, `${this.#kind}.apply()`).promise as Promise<Awaited<R>>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Submits `fn(...args)` and returns its {@linkcode Future} at once, as Python's
+   * `Executor.submit()`.
+   *
+   * @param fn The function, as for {@linkcode BasePool.apply}.
+   * @param args Its arguments.
+   * @param options `signal`, `timeoutMs` and `module`, as for {@linkcode BasePool.apply}.
+   * @returns A future: `await` it for the result; `cancel()`, `done()`, `running()`,
+   * `cancelled()`.
+   * @throws {TypeError} When `fn` is neither exported nor self-contained, when an argument cannot be
+   * cloned (the message names which), or when an option has the wrong type.
+   * @throws {Error} When the pool is closed or terminated; a `BrokenPoolError` when it is broken.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 2 });
+   * const futures = [1, 2, 3].map((n) => pool.submit((x: number) => x * x, [n]));
+   * console.log(await Promise.all(futures)); // [1, 4, 9]
+   * ```
+   */
+  submit<Args extends unknown[], R>(
+    fn: (...args: Args) => R,
+    args?: Args,
+    options?: TaskOptions,
+  ): Future<Awaited<R>> {
+    const task = this.#task(fn, args, options, `${this.#kind}.submit()`);
+    return new Future(task as Task<Awaited<R>>);
+  }
+
+  #chunkOptions(
+    fn: unknown,
+    iterable: unknown,
+    options: ImapOptions | undefined,
+    what: string,
+  ): { target: ReturnType<typeof targetEntry>; chunksize?: number; buffersize: number } {
+    const refusal = this.#engine.refusal();
+    if (refusal) throw refusal;
+    checkOptionsObject(options, what);
+    const module = options?.module === undefined ? this.#module : checkModule(options.module);
+    const target = targetEntry(fn, module, what);
+    checkIterable(iterable, what);
+    const chunksize = positiveInteger(options?.chunksize, "chunksize");
+    const buffersize = positiveInteger(options?.buffersize, "buffersize") ?? 8 * this.size;
+    return { target, chunksize, buffersize };
+  }
+
+  /**
+   * Runs `fn` on every item and returns the results in input order, as Python's `Pool.map()`. The
+   * items travel in chunks (see `chunksize`); the first error rejects the whole map, and chunks
+   * still queued are cancelled.
+   *
+   * @param fn The function, as for {@linkcode BasePool.apply}; it takes one item.
+   * @param iterable The items: an iterable, or an async iterable.
+   * @param options `chunksize`: items per task (automatic when unset); `module`.
+   * @returns A promise of the results, in input order.
+   * @throws {TypeError} (as a rejection) When `iterable` is not iterable, when an item cannot be
+   * cloned, or for a bad `fn`.
+   * @throws {RangeError} (as a rejection) When `chunksize` is not a positive integer.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 2 });
+   * console.log(await pool.map((x: number) => x * 2, [1, 2, 3])); // [2, 4, 6]
+   * ```
+   */
+  map<T, R>(
+    fn: (item: T) => R,
+    iterable: Iterable<T> | AsyncIterable<T>,
+    options?: MapOptions,
+  ): Promise<Awaited<R>[]> {
+    return this.#map(fn, iterable, options, TaskMode.Map, `${this.#kind}.map()`) as Promise<
+      Awaited<R>[]
+    >;
+  }
+
+  /**
+   * Runs `fn(...args)` for every argument list and returns the results in input order, as Python's
+   * `Pool.starmap()`.
+   *
+   * @param fn The function, as for {@linkcode BasePool.apply}.
+   * @param iterable The argument lists: an iterable, or an async iterable, of arrays.
+   * @param options `chunksize`: argument lists per task (automatic when unset); `module`.
+   * @returns A promise of the results, in input order.
+   * @throws {TypeError} (as a rejection) When `iterable` is not iterable, when an argument cannot be
+   * cloned, or for a bad `fn`.
+   * @throws {RangeError} (as a rejection) When `chunksize` is not a positive integer.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 2 });
+   * console.log(await pool.starmap((a: number, b: number) => a * b, [[1, 2], [3, 4]])); // [2, 12]
+   * ```
+   */
+  starmap<Args extends unknown[], R>(
+    fn: (...args: Args) => R,
+    iterable: Iterable<Args> | AsyncIterable<Args>,
+    options?: MapOptions,
+  ): Promise<Awaited<R>[]> {
+    return this.#map(fn, iterable, options, TaskMode.Starmap, `${this.#kind}.starmap()`) as Promise<
+      Awaited<R>[]
+    >;
+  }
+
+  async #map(
+    fn: unknown,
+    iterable: unknown,
+    options: MapOptions | undefined,
+    mode: TaskMode,
+    what: string,
+  ): Promise<unknown[]> {
+    const { target, chunksize } = this.#chunkOptions(fn, iterable, options, what);
+    if (isAsyncIterable(iterable) && !Array.isArray(iterable)) {
+      const results: unknown[] = [];
+      for await (
+        const value of this.#imap(
+          target,
+          iterable,
+          chunksize,
+          Math.max(8 * this.size, 64),
+          mode,
+          true,
+          what,
+        )
+      ) results.push(value);
+      return results;
+    }
+    const items = Array.isArray(iterable) ? iterable : Array.from(iterable as Iterable<unknown>);
+    if (mode === TaskMode.Starmap) checkArgLists(items, what);
+    if (items.length === 0) return [];
+    const size = chunksize ?? Math.max(1, Math.ceil(items.length / (4 * this.size)));
+    const tasks: Task[] = [];
+    try {
+      for (let start = 0; start < items.length; start += size) {
+        const chunk = items.slice(start, start + size);
+        tasks.push(this.#engine.submit(target, mode, chunk, chunk.length, what));
+      }
+    } catch (error) {
+      for (const task of tasks) this.#engine.cancelQueued(task);
+      throw error;
+    }
+    const results = new Array(items.length);
+    return await new Promise<unknown[]>((resolve, reject) => {
+      let remaining = tasks.length;
+      let failed = false;
+      for (let k = 0; k < tasks.length; k++) {
+        tasks[k].promise.then(
+          (values) => {
+            const chunk = values as unknown[];
+            const offset = k * size;
+            for (let i = 0; i < chunk.length; i++) results[offset + i] = chunk[i];
+            if (--remaining === 0 && !failed) resolve(results);
+          },
+          (error) => {
+            if (failed) return;
+            failed = true;
+            for (const task of tasks) this.#engine.cancelQueued(task);
+            reject(error);
+          },
+        );
+      }
+    });
+  }
+
+  /**
+   * Runs `fn` on every item, lazily, and yields the results in input order, as Python's
+   * `Pool.imap()`. It pulls the input only as far as `buffersize` allows, so an infinite or async
+   * input works, and a slow consumer holds the pool back instead of filling memory. Leaving the
+   * loop early cancels the queued tasks.
+   *
+   * @param fn The function, as for {@linkcode BasePool.apply}; it takes one item.
+   * @param iterable The items: an iterable or async iterable, possibly infinite.
+   * @param options `chunksize` (automatic when unset), `buffersize`, `module`.
+   * @returns An async iterable of the results, in input order; it throws the first error there.
+   * @throws {TypeError} When `iterable` is not iterable, or for a bad `fn`.
+   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 2 });
+   * function* naturals() {
+   *   for (let n = 1;; n++) yield n;
+   * }
+   * for await (const square of pool.imap((n: number) => n * n, naturals())) {
+   *   if (square > 50) break;
+   *   console.log(square); // 1, 4, 9, 16, 25, 36, 49
+   * }
+   * ```
+   */
+  imap<T, R>(
+    fn: (item: T) => R,
+    iterable: Iterable<T> | AsyncIterable<T>,
+    options?: ImapOptions,
+  ): AsyncGenerator<Awaited<R>, void, undefined> {
+    const what = `${this.#kind}.imap()`;
+    const { target, chunksize, buffersize } = this.#chunkOptions(fn, iterable, options, what);
+    return this.#imap(
+      target,
+      iterable,
+      chunksize,
+      buffersize,
+      TaskMode.Map,
+      true,
+      what,
+    ) as AsyncGenerator<Awaited<R>, void, undefined>;
+  }
+
+  /**
+   * As {@linkcode BasePool.imap}, but yields each result as soon as it is ready, in completion
+   * order, as Python's `Pool.imap_unordered()`.
+   *
+   * @param fn The function, as for {@linkcode BasePool.apply}; it takes one item.
+   * @param iterable The items: an iterable or async iterable, possibly infinite.
+   * @param options `chunksize` (automatic when unset), `buffersize`, `module`.
+   * @returns An async iterable of the results, in completion order.
+   * @throws {TypeError} When `iterable` is not iterable, or for a bad `fn`.
+   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 2 });
+   * const results = [];
+   * for await (const n of pool.imapUnordered((x: number) => x + 1, [1, 2, 3])) results.push(n);
+   * console.log(results.sort()); // [2, 3, 4]
+   * ```
+   */
+  imapUnordered<T, R>(
+    fn: (item: T) => R,
+    iterable: Iterable<T> | AsyncIterable<T>,
+    options?: ImapOptions,
+  ): AsyncGenerator<Awaited<R>, void, undefined> {
+    const what = `${this.#kind}.imapUnordered()`;
+    const { target, chunksize, buffersize } = this.#chunkOptions(fn, iterable, options, what);
+    return this.#imap(
+      target,
+      iterable,
+      chunksize,
+      buffersize,
+      TaskMode.Map,
+      false,
+      what,
+    ) as AsyncGenerator<Awaited<R>, void, undefined>;
+  }
+
+  /** The chunk size for lazy input: about a millisecond of measured work, at least 1. */
+  #adaptiveChunk(): number {
+    const itemMs = this.#engine.itemMs;
+    if (itemMs <= 0) return 1;
+    return Math.max(1, Math.min(MAX_AUTO_CHUNK, Math.floor(CHUNK_TARGET_MS / itemMs)));
+  }
+
+  async *#imap(
+    target: ReturnType<typeof targetEntry>,
+    iterable: unknown,
+    chunksize: number | undefined,
+    buffersize: number,
+    mode: TaskMode,
+    ordered: boolean,
+    what: string,
+  ): AsyncGenerator<unknown, void, undefined> {
+    const iterator = isAsyncIterable(iterable)
+      ? iterable[Symbol.asyncIterator]()
+      : (iterable as Iterable<unknown>)[Symbol.iterator]();
+    const pending = new Set<Task>();
+    const order: Task[] = [];
+    let orderHead = 0;
+    // Unordered: chunks in the order they settle.
+    const settled: Task[] = [];
+    let wake: (() => void) | undefined;
+    let exhausted = false;
+    const onSettled = (task: Task) => {
+      settled.push(task);
+      wake?.();
+    };
+    const fill = async () => {
+      while (!exhausted && pending.size < buffersize) {
+        await this.#engine.room();
+        const refusal = this.#engine.refusal();
+        if (refusal) throw refusal;
+        const size = chunksize ?? this.#adaptiveChunk();
+        const chunk: unknown[] = [];
+        while (chunk.length < size) {
+          const step = await iterator.next();
+          if (step.done) {
+            exhausted = true;
+            break;
+          }
+          chunk.push(step.value);
+        }
+        if (chunk.length === 0) break;
+        if (mode === TaskMode.Starmap) checkArgLists(chunk, what);
+        const task = this.#engine.submit(target, mode, chunk, chunk.length, what);
+        pending.add(task);
+        // Chunks left behind by an early exit are cancelled; nobody awaits them then.
+        task.promise.catch(() => {});
+        if (ordered) order.push(task);
+        else {
+          const done = () => onSettled(task);
+          task.promise.then(done, done);
+        }
+      }
+    };
+    let finished = false;
+    try {
+      await fill();
+      while (pending.size > 0) {
+        let task: Task;
+        if (ordered) {
+          task = order[orderHead];
+          order[orderHead++] = undefined as unknown as Task;
+          if (orderHead > 1024 && orderHead * 2 > order.length) {
+            order.splice(0, orderHead);
+            orderHead = 0;
+          }
+        } else {
+          while (settled.length === 0) {
+            await new Promise<void>((resolve) => wake = resolve);
+            wake = undefined;
+          }
+          task = settled.shift()!;
+        }
+        const values = await task.promise as unknown[];
+        pending.delete(task);
+        // Submit more before handing results out, so the workers stay busy meanwhile.
+        await fill();
+        for (const value of values) yield value;
+      }
+      finished = true;
+    } finally {
+      for (const task of pending) this.#engine.cancelQueued(task);
+      if (!finished || !exhausted) await iterator.return?.();
+    }
+  }
+
+  /**
+   * Accepts no more tasks; the queued ones still run, then the workers stop. Wait for that with
+   * {@linkcode BasePool.join}.
+   *
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * const pool = new ThreadPool({ size: 1 });
+   * const result = pool.apply((x: number) => x + 1, [1]);
+   * pool.close();
+   * await pool.join();
+   * console.log(await result); // 2
+   * ```
+   */
+  close(): void {
+    this.#engine.close();
+  }
+
+  /**
+   * Stops every worker at once. Pending tasks reject with a `BrokenPoolError`; no worker thread or
+   * process is left behind.
+   *
+   * @returns A promise that resolves once every worker has exited.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * const pool = new ThreadPool({ size: 1 });
+   * const task = pool.apply(() => new Promise(() => {})); // never ends
+   * await pool.terminate();
+   * await task.catch((error) => console.log(error.name)); // "BrokenPoolError"
+   * ```
+   */
+  terminate(): Promise<void> {
+    this.#engine.terminate();
+    return this.#engine.join();
+  }
+
+  /**
+   * Waits until every worker has exited, after {@linkcode BasePool.close} (once the queued tasks
+   * are done) or {@linkcode BasePool.terminate}.
+   *
+   * @returns A promise that resolves when the workers are gone.
+   * @throws {Error} (as a rejection) When the pool is still open.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * const pool = new ThreadPool({ size: 1 });
+   * pool.close();
+   * await pool.join();
+   * ```
+   */
+  join(): Promise<void> {
+    return this.#engine.join();
+  }
+
+  /**
+   * `close()` then `join()`, for `await using pool = new ThreadPool()`: leaving the block waits
+   * for the queued tasks, as Python's `with ProcessPoolExecutor()`, and leaves no worker behind.
+   *
+   * @returns A promise that resolves when the workers are gone.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.join();
+  }
+
+  /**
+   * Counts and timings, for monitoring.
+   *
+   * @returns Tasks completed, failed and cancelled, queue length, busy workers, utilization, and
+   * p50/p99 of run and wait time.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 1 });
+   * await pool.map((x: number) => x, [1, 2, 3], { chunksize: 1 });
+   * console.log(pool.stats().tasksCompleted); // 3
+   * ```
+   */
+  stats(): PoolStats {
+    return { size: this.size, ...this.#engine.stats() };
+  }
+}
+
+function checkArgLists(items: unknown[], what: string): void {
+  for (let i = 0; i < items.length; i++) {
+    if (!Array.isArray(items[i])) {
+      throw new TypeError(
+        `${what} items must be arrays of arguments: item ${i} is ${describeValue(items[i])}`,
+      );
+    }
+  }
+}
+
+/**
+ * A pool of worker threads (Web-standard workers: `node:worker_threads` on both runtimes, so that
+ * idle workers can let the program exit), as Python's `multiprocessing.pool.ThreadPool` and
+ * `ThreadPoolExecutor` — except that these threads run JavaScript in parallel. Arguments and results
+ * are copied by structured clone; wrap `ArrayBuffer`s with `transfer()` to move them instead.
+ *
+ * @example Square numbers on all cores
+ * ```ts
+ * import { ThreadPool } from "@multiproc/multiproc";
+ *
+ * await using pool = new ThreadPool();
+ * const squares = await pool.map((n: number) => n * n, [1, 2, 3, 4]);
+ * console.log(squares); // [1, 4, 9, 16]
+ * ```
+ */
+export class ThreadPool extends BasePool {
+  /**
+   * Creates a pool; workers start with the first tasks.
+   *
+   * @param options Size, initializer, limits and crash policy.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {RangeError} When `size`, `maxTasksPerChild` or `maxQueue` is not a positive integer,
+   * or `idleTimeoutMs` is negative.
+   */
+  constructor(options?: ThreadPoolOptions) {
+    super("ThreadPool", options);
+  }
+}
+
+/**
+ * A pool of child processes, as Python's `multiprocessing.Pool` and `ProcessPoolExecutor`: each
+ * worker is its own Deno or Node runtime, started with the pool's start method (`"spawn"` or
+ * `"forkserver"`). Workers' stdout and stderr are the parent's; a crashed worker's last stderr
+ * lines are kept in its `WorkerCrashedError`.
+ *
+ * @example Run a function in worker processes
+ * ```ts
+ * import { Pool } from "@multiproc/multiproc";
+ *
+ * await using pool = new Pool({ size: 2 });
+ * console.log(await pool.map((n: number) => n + 1, [1, 2, 3])); // [2, 3, 4]
+ * ```
+ */
+export class Pool extends BasePool {
+  /**
+   * Creates a pool; workers start with the first tasks.
+   *
+   * @param options Size, start method, initializer, limits and crash policy.
+   * @throws {TypeError} When an option has the wrong type, or `startMethod` is not a start method.
+   * @throws {RangeError} When `size`, `maxTasksPerChild` or `maxQueue` is not a positive integer,
+   * or `idleTimeoutMs` is negative.
+   */
+  constructor(options?: PoolOptions) {
+    super("Pool", options);
+  }
+}

@@ -1,0 +1,427 @@
+/**
+ * ThreadPool and Pool on real workers and processes: the same semantics, registered once for each
+ * kind (and a few again under forkserver).
+ */
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import process from "node:process";
+import {
+  BrokenPoolError,
+  CancelledError,
+  getContext,
+  Pool,
+  registerErrorClass,
+  ThreadPool,
+  TimeoutError,
+  transfer,
+  WorkerCrashedError,
+} from "../mod.ts";
+import { isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
+import {
+  add,
+  delayed,
+  exitWith,
+  fail,
+  failInit,
+  forever,
+  getToken,
+  setToken,
+  stderrThenForever,
+  targetsUrl,
+  TaskFailedError,
+  throwLater,
+  workerPid,
+} from "./fixtures/targets.ts";
+
+registerErrorClass(TaskFailedError);
+
+const module = targetsUrl;
+type AnyPool = ThreadPool | Pool;
+type Maker = (options?: ConstructorParameters<typeof Pool>[0]) => AnyPool;
+
+interface Kind {
+  label: string;
+  make: Maker;
+  processes: boolean;
+  suffix: string;
+}
+
+const kinds: Kind[] = [
+  {
+    label: "ThreadPool",
+    make: (o) => new ThreadPool({ module, ...o }),
+    processes: false,
+    suffix: "",
+  },
+  {
+    label: "Pool",
+    make: (o) => new Pool({ module, startMethod: "spawn", ...o }),
+    processes: true,
+    suffix: "",
+  },
+];
+const forkserver: Kind = {
+  label: "Pool",
+  make: (o) => new (getContext("forkserver").Pool)({ module, ...o }),
+  processes: true,
+  suffix: " under forkserver",
+};
+
+function register(kind: Kind, name: string, fn: () => Promise<void>): void {
+  Deno.test({
+    name: `${kind.label}${name}${kind.suffix}`,
+    fn,
+    // Forkserver spares outlive each test by design, and Deno may keep the channel of a child that
+    // exited by itself for a moment after its exit. Tests check pids instead.
+    sanitizeResources: !kind.processes,
+    sanitizeOps: !kind.processes,
+  });
+}
+
+for (const kind of kinds) {
+  const { make } = kind;
+
+  register(kind, ".apply() runs an exported function and a self-contained one", async () => {
+    await using pool = make({ size: 2 });
+    assertEquals(await pool.apply(add, [2, 40]), 42);
+    assertEquals(await pool.apply((s: string) => s.toUpperCase(), ["abc"]), "ABC");
+    assertEquals(await pool.apply(delayed, [{ nested: [1, "two"] }, 20]), { nested: [1, "two"] });
+  });
+
+  register(kind, ".map() keeps input order, with automatic and given chunk sizes", async () => {
+    await using pool = make({ size: 2 });
+    const items = Array.from({ length: 1000 }, (_, i) => i);
+    const doubled = items.map((x) => x * 2);
+    assertEquals(await pool.map((x: number) => x * 2, items), doubled);
+    assertEquals(await pool.map((x: number) => x * 2, items, { chunksize: 7 }), doubled);
+    assertEquals(await pool.map((x: number) => x * 2, new Set([3, 1, 2])), [6, 2, 4]);
+    assertEquals(await pool.map((x: number) => x, []), []);
+    assertEquals(await pool.starmap(add, [[1, 2], [3, 4], [5, 6]]), [3, 7, 11]);
+  });
+
+  register(kind, ".imap() yields in order and pulls an infinite input lazily", async () => {
+    await using pool = make({ size: 2 });
+    let pulled = 0;
+    function* naturals() {
+      for (let n = 0;; n++) {
+        pulled++;
+        yield n;
+      }
+    }
+    const seen: number[] = [];
+    for await (
+      const value of pool.imap((n: number) => n * n, naturals(), { chunksize: 1, buffersize: 3 })
+    ) {
+      seen.push(value);
+      if (seen.length === 20) break;
+    }
+    assertEquals(seen, Array.from({ length: 20 }, (_, n) => n * n));
+    // Never more than the buffer ahead of the consumer.
+    assert(pulled <= 20 + 3 + 1, `pulled ${pulled} items for 20 results`);
+  });
+
+  register(kind, ".imapUnordered() yields every result of an async input", async () => {
+    await using pool = make({ size: 2 });
+    async function* input() {
+      for (let i = 0; i < 50; i++) {
+        if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        yield i;
+      }
+    }
+    const results: number[] = [];
+    for await (const value of pool.imapUnordered((x: number) => x + 1, input())) {
+      results.push(value);
+    }
+    assertEquals(results.sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
+    assertEquals(
+      await pool.map((x: number) => x * 3, input()),
+      Array.from({ length: 50 }, (_, i) => i * 3),
+    );
+  });
+
+  register(kind, " rebuilds task errors with their class, stack and cause", async () => {
+    await using pool = make({ size: 1 });
+    const error = await assertRejects(() => pool.apply(fail, ["it broke"]), TaskFailedError);
+    assertEquals(error.message, "it broke");
+    assertEquals((error as TaskFailedError).code, "E_TASK");
+    assertStringIncludes(error.stack!, "targets");
+    assertInstanceOf(error.cause, RangeError);
+    assertEquals((error.cause as Error).message, "the inner cause");
+    await assertRejects(() => pool.map(fail, ["a", "b"]), TaskFailedError, "a");
+    // The pool goes on after task errors.
+    assertEquals(await pool.apply(add, [1, 1]), 2);
+  });
+
+  register(kind, ".submit() returns a Future that cancels queued and running tasks", async () => {
+    await using pool = make({ size: 1 });
+    const running = pool.submit(forever);
+    const queued = pool.submit(add, [1, 2]);
+    assert(await waitUntil(() => running.running(), 10_000), "the first task never ran");
+    assert(!queued.running() && !queued.done());
+    assert(queued.cancel());
+    await assertRejects(() => queued, CancelledError);
+    assert(queued.cancelled() && queued.done());
+    assert(running.cancel(new Error("stop it")));
+    await assertRejects(() => running, Error, "stop it");
+    assert(running.cancelled());
+    assert(!running.cancel(), "a settled future cannot be cancelled again");
+    // The worker was replaced.
+    const next = pool.submit(add, [2, 2]);
+    assertEquals(await next, 4);
+    assert(next.done() && !next.cancelled() && !next.running());
+    const stats = pool.stats();
+    assertEquals(stats.tasksCancelled, 2);
+    assertEquals(stats.tasksCompleted, 1);
+  });
+
+  register(
+    kind,
+    " rejects with signal.reason and with a TimeoutError after timeoutMs",
+    async () => {
+      await using pool = make({ size: 1 });
+      const controller = new AbortController();
+      const aborted = pool.apply(forever, [], { signal: controller.signal });
+      setTimeout(() => controller.abort(new RangeError("aborted by the caller")), 50);
+      await assertRejects(() => aborted, RangeError, "aborted by the caller");
+      await assertRejects(
+        () => pool.apply(forever, [], { timeoutMs: 100 }),
+        TimeoutError,
+        "100 ms",
+      );
+      const already = AbortSignal.abort(new Error("was aborted"));
+      await assertRejects(() => pool.apply(add, [1, 2], { signal: already }), Error, "was aborted");
+      assertEquals(await pool.apply(add, [1, 2], { timeoutMs: 10_000 }), 3);
+    },
+  );
+
+  register(kind, " rejects only the task whose worker exits, and replaces the worker", async () => {
+    await using pool = make({ size: 1 });
+    const before = pool.submit(add, [1, 1]);
+    const crashing = pool.submit(exitWith, [3]);
+    const after = [pool.submit(add, [2, 2]), pool.submit(add, [3, 3])];
+    assertEquals(await before, 2);
+    const error = await assertRejects(() => crashing, WorkerCrashedError);
+    assertEquals(error.exitCode, 3);
+    assertEquals(error.signal, null);
+    assertEquals(await Promise.all(after), [4, 6]);
+  });
+
+  register(kind, " does not reject anything for an error thrown outside a task", async () => {
+    await using pool = make({ size: 1 });
+    assertEquals(await pool.apply(throwLater), 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertEquals(await pool.apply(add, [1, 2]), 3);
+  });
+
+  register(
+    kind,
+    " with onCrash 'break' rejects every pending task with BrokenPoolError",
+    async () => {
+      const pool = make({ size: 2, onCrash: "break" });
+      const futures = [
+        pool.submit(exitWith, [5]),
+        ...Array.from({ length: 6 }, () => pool.submit(delayed, [1, 2000])),
+      ];
+      for (const future of futures) await assertRejects(() => future, BrokenPoolError);
+      const error = await futures[0].catch((e) => e as Error) as Error;
+      assertInstanceOf(error.cause, WorkerCrashedError);
+      assertThrows(() => pool.submit(add, [1, 2]), BrokenPoolError);
+      await pool.terminate();
+    },
+  );
+
+  register(kind, " breaks when the initializer fails, and runs it once per worker", async () => {
+    const broken = make({ size: 1, initializer: failInit });
+    const error = await assertRejects(() => broken.apply(add, [1, 2]), BrokenPoolError);
+    assertInstanceOf(error.cause, RangeError);
+    await broken.terminate();
+    await using pool = make({
+      size: 1,
+      initializer: setToken,
+      initArgs: ["w"],
+      maxTasksPerChild: 2,
+    });
+    const tokens: unknown[] = [];
+    for (let i = 0; i < 6; i++) tokens.push(await pool.apply(getToken));
+    assert(tokens.every((token) => typeof token === "string" && token.startsWith("w-")));
+    // Two tasks per worker, then a fresh worker with its own initializer run.
+    assertEquals(new Set(tokens).size, 3);
+    assertEquals(tokens[0], tokens[1]);
+  });
+
+  register(kind, " settles every task exactly once through cancels and crashes", async () => {
+    await using pool = make({ size: 2 });
+    const settled = new Map<number, number>();
+    const futures = Array.from({ length: 300 }, (_, i) => {
+      const future = i === 150 ? pool.submit(exitWith, [7]) : pool.submit(add, [i, 0]);
+      const count = () => settled.set(i, (settled.get(i) ?? 0) + 1);
+      future.then(count, count);
+      return future;
+    });
+    for (let i = 0; i < futures.length; i += 7) futures[i].cancel();
+    const outcomes = await Promise.allSettled(futures);
+    assert(await waitUntil(() => settled.size === 300, 1000));
+    assert([...settled.values()].every((n) => n === 1));
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === "fulfilled") assertEquals(outcome.value, i);
+      else if (i !== 150) assertInstanceOf(outcome.reason, CancelledError);
+    });
+    const stats = pool.stats();
+    assertEquals(stats.tasksCompleted + stats.tasksFailed + stats.tasksCancelled, 300);
+  });
+
+  register(kind, " refuses bad input with clear errors", async () => {
+    assertThrows(
+      () => make({ size: 0 }),
+      RangeError,
+      "'size' must be a positive integer: received 0",
+    );
+    assertThrows(() => make({ size: -2 }), RangeError, "received -2");
+    assertThrows(() => make({ maxQueue: 1.5 }), RangeError, "'maxQueue'");
+    assertThrows(() => make({ onCrash: "explode" as "break" }), TypeError, "'onCrash'");
+    assertThrows(() => make({ idleTimeoutMs: -1 }), RangeError, "'idleTimeoutMs'");
+    const pool = make({ size: 1 });
+    await assertRejects(
+      () => pool.map((x: number) => x, 42 as unknown as number[]),
+      TypeError,
+      "'iterable' must be an iterable",
+    );
+    await assertRejects(
+      () => pool.map((x: number) => x, [1], { chunksize: 0 }),
+      RangeError,
+      "'chunksize' must be a positive integer: received 0",
+    );
+    assertThrows(
+      () => pool.submit((a: unknown, b: unknown) => [a, b], [1, { callback: () => 1 }]),
+      TypeError,
+      "argument 1 (at .callback)",
+    );
+    await assertRejects(
+      () => pool.apply((f: unknown) => f, [Symbol("s")]),
+      TypeError,
+      "argument 0",
+    );
+    const outside = 3;
+    const plain = kind.processes ? new Pool({ size: 1 }) : new ThreadPool({ size: 1 });
+    assertThrows(() => plain.submit((x: number) => x + outside, [1]), TypeError, "'outside'");
+    plain.close();
+    assertThrows(() => pool.submit(add, 5 as unknown as [number, number]), TypeError, "'args'");
+    await assertRejects(() => pool.join(), Error, "close() or terminate()");
+    pool.close();
+    assertThrows(() => pool.submit(add, [1, 2]), Error, "closed");
+    await assertRejects(() => pool.apply(add, [1, 2]), Error, "closed");
+    await pool.join();
+  });
+
+  register(kind, ".terminate() rejects pending tasks and leaves no worker behind", async () => {
+    const pool = make({ size: 2 });
+    const pids = kind.processes ? await Promise.all([1, 2].map(() => pool.apply(workerPid))) : [];
+    const pending = [pool.submit(forever), pool.submit(forever), pool.submit(add, [1, 2])];
+    await pool.terminate();
+    for (const future of pending) await assertRejects(() => future, BrokenPoolError);
+    assertEquals(pool.stats().workers, 0);
+    for (const pid of pids) {
+      assert(pid !== process.pid);
+      assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
+    }
+  });
+
+  register(kind, " with maxQueue keeps the queue bounded and runs every task", async () => {
+    await using pool = make({ size: 1, maxQueue: 4 });
+    const futures = Array.from({ length: 40 }, (_, i) => pool.submit(delayed, [i, 1]));
+    assert(pool.stats().queueLength <= 40);
+    assertEquals(await Promise.all(futures), Array.from({ length: 40 }, (_, i) => i));
+    let pulled = 0;
+    const input = (function* () {
+      for (let i = 0; i < 200; i++) {
+        pulled++;
+        yield i;
+      }
+    })();
+    let consumed = 0;
+    for await (const _ of pool.imap((x: number) => x, input, { chunksize: 2, buffersize: 2 })) {
+      consumed++;
+      assert(pulled - consumed <= 2 * 3 + 1, `ran ${pulled - consumed} items ahead`);
+    }
+    assertEquals(consumed, 200);
+  });
+}
+
+Deno.test("Pool reports a worker killed from outside with its signal and stderr tail", async () => {
+  await using pool = new Pool({ size: 1, module, startMethod: "spawn" });
+  const pid = await pool.apply(workerPid);
+  const hanging = pool.submit(stderrThenForever, ["last words before the kill"]);
+  assert(await waitUntil(() => hanging.running(), 10_000));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  process.kill(pid, "SIGKILL");
+  const error = await assertRejects(() => hanging, WorkerCrashedError);
+  assertEquals(error.exitCode, -9);
+  assertEquals(error.signal, "SIGKILL");
+  assertStringIncludes(error.stderrTail, "last words before the kill");
+  assertStringIncludes(error.message, "SIGKILL");
+  assertEquals(await pool.apply(add, [1, 2]), 3);
+});
+
+Deno.test("ThreadPool moves transferred buffers to the worker without copying", async () => {
+  await using pool = new ThreadPool({ size: 1 });
+  const bytes = new Uint8Array(1 << 16).fill(2);
+  const sum = (data: Uint8Array) => data.reduce((a, b) => a + b, 0);
+  assertEquals(await pool.apply(sum, [transfer(bytes, [bytes.buffer])]), 2 << 16);
+  assertEquals(bytes.byteLength, 0);
+  const back = await pool.apply((n: number) => new Uint8Array(n).fill(1), [8]);
+  assertEquals(back, new Uint8Array(8).fill(1));
+});
+
+Deno.test("await using a Pool leaves no process behind", async () => {
+  let pids: number[];
+  {
+    await using pool = new Pool({ size: 2, module, startMethod: "spawn" });
+    pids = await Promise.all([pool.apply(workerPid), pool.apply(workerPid)]);
+  }
+  for (const pid of pids) {
+    assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
+  }
+});
+
+for (const name of ["ThreadPool", "Pool"]) {
+  Deno.test(`${name} that is idle and never closed does not keep the program alive`, async () => {
+    const out = await runFixture("idle_pool", [name], { timeoutMs: 20_000 });
+    assertEquals(out.signal, null, "the script was still running at its deadline");
+    assertEquals(out.code, 0, out.stderrText);
+    assertStringIncludes(out.stdoutText, "RESULT 3");
+  });
+}
+
+register(forkserver, ".map() keeps input order", async () => {
+  await using pool = forkserver.make({ size: 2 });
+  assertEquals(await pool.map((x: number) => x + 1, [1, 2, 3, 4, 5]), [2, 3, 4, 5, 6]);
+});
+
+register(
+  forkserver,
+  " rejects only the task whose worker exits, and replaces the worker",
+  async () => {
+    await using pool = forkserver.make({ size: 1 });
+    const crashing = pool.submit(exitWith, [4]);
+    const after = pool.submit(add, [2, 2]);
+    assertEquals((await assertRejects(() => crashing, WorkerCrashedError)).exitCode, 4);
+    assertEquals(await after, 4);
+  },
+);
+
+register(forkserver, ".terminate() leaves no process behind", async () => {
+  const pool = forkserver.make({ size: 2 });
+  const pids = await Promise.all([pool.apply(workerPid), pool.apply(workerPid)]);
+  const pending = pool.submit(forever);
+  await pool.terminate();
+  await assertRejects(() => pending, BrokenPoolError);
+  for (const pid of pids) {
+    assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
+  }
+});
