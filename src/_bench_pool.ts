@@ -214,9 +214,9 @@ export async function benchMemory(
   const { memoryUsage } = await import("node:process");
   const pool = new ThreadPool({ size: 2, maxQueue: 64 });
   try {
-    function* items() {
+    const items = function* () {
       for (let i = 0; i < count; i++) yield i;
-    }
+    };
     const before = memoryUsage.rss();
     let peak = before;
     const t0 = now();

@@ -401,12 +401,6 @@ export interface ChildHandle {
   stderrTail?(): string;
 }
 
-/**
- * Objects whose ownership moves with a message: `ArrayBuffer`s and `MessagePort`s. Typed loosely
- * because each runtime's own type for them differs.
- */
-export type TransferList = readonly object[];
-
 /** Exit codes that a stopped worker thread reports, as for a process ended by these signals. */
 export const SIGNAL_EXIT_CODES = { SIGTERM: -15, SIGKILL: -9 } as const;
 
