@@ -20,5 +20,7 @@ export * from "./src/context.ts";
 export * from "./src/cpu_count.ts";
 export * from "./src/errors.ts";
 export * from "./src/process.ts";
+export * from "./src/shared_value.ts";
+export * from "./src/synchronize.ts";
 export * from "./src/thread.ts";
 export * from "./src/version.ts";

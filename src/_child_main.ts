@@ -13,6 +13,7 @@ import {
   serializeError,
 } from "./_protocol.ts";
 import { resolveTarget } from "./_target_resolve.ts";
+import { type BrokerReplyMessage, decodeArgs, handleBrokerReply, settleTask } from "./_revive.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
 // tell (test registrations, for one, stay out of children).
@@ -25,6 +26,10 @@ const link = await connectToParent();
 let preloaded: Promise<void> = Promise.resolve();
 
 link.onMessage((message) => {
+  // Replies of the parent's broker to shared objects used in this child process.
+  if ((message as BrokerReplyMessage).type === "broker-reply") {
+    return handleBrokerReply(message as BrokerReplyMessage);
+  }
   const typed = message as ParentMessage;
   switch (typed.type) {
     case "preload":
@@ -60,7 +65,8 @@ async function runOnce(run: RunMessage): Promise<void> {
   try {
     await preloaded;
     const target = await resolveTarget(run.target);
-    value = await target(...run.args);
+    value = await target(...await decodeArgs(run.args, link));
+    await settleTask();
   } catch (error) {
     await reportError(run.name, error);
     return;

@@ -14,6 +14,9 @@ import {
   type TargetSpec,
 } from "./_protocol.ts";
 import { describeTarget } from "./_target.ts";
+import { allocateOwnerId } from "./_atomics.ts";
+import { childExited, handleBrokerMessage } from "./_broker.ts";
+import { encodeArgs } from "./_revive.ts";
 
 /** Options shared by `Thread` and `Process`. */
 export interface RunnerOptions {
@@ -43,6 +46,8 @@ export class Runner {
   #finished: Promise<void>;
   #markFinished!: () => void;
   #outcomeReceived = false;
+  // Who the child is to the locks it takes and to the parent's broker (see _revive.ts).
+  #ownerId = 0;
   result: unknown = undefined;
   error: Error | undefined = undefined;
   exitCode: number | null = null;
@@ -106,7 +111,12 @@ export class Runner {
     if (this.#state !== "initial") {
       throw new Error(`${this.kind} '${this.name}' can only be started once`);
     }
-    const bad = findUncloneableArgument(this.#args);
+    const ownerId = allocateOwnerId();
+    const args = encodeArgs(this.#args, {
+      destination: this.kind === "Thread" ? "thread" : "process",
+      ownerId,
+    });
+    const bad = findUncloneableArgument(args);
     if (bad) {
       throw new TypeError(
         `${this.kind} argument ${bad.index}${
@@ -117,6 +127,7 @@ export class Runner {
       );
     }
     this.#state = "started";
+    this.#ownerId = ownerId;
     // Events of a child that failed to take its run message are not this runner's any more.
     const current = () => this.#child === child;
     const child: ChildHandle = this.#launcher({ name: this.name, daemon: this.#daemon }, {
@@ -128,7 +139,7 @@ export class Runner {
     });
     this.#child = child;
     try {
-      child.send({ type: "run", target: this.#target, args: this.#args, name: this.name });
+      child.send({ type: "run", target: this.#target, args, name: this.name });
     } catch (error) {
       // Values that the walk lets through but the runtime still refuses, such as host objects.
       this.#child = undefined;
@@ -144,6 +155,14 @@ export class Runner {
   }
 
   #onMessage(message: ChildMessage): void {
+    const reply = (answer: unknown) => {
+      try {
+        this.#child?.send(answer);
+      } catch {
+        // The child is gone; its exit cleans up after it.
+      }
+    };
+    if (handleBrokerMessage(message, { ownerId: this.#ownerId, reply })) return;
     if (message.type !== "result" && message.type !== "error") return;
     this.#outcomeReceived = true;
     if (message.type === "result") this.result = message.value;
@@ -160,6 +179,7 @@ export class Runner {
     if (this.#state === "finished") return;
     this.#state = "finished";
     this.exitCode = exitCode;
+    childExited(this.#ownerId);
     this.#markFinished();
   }
 
