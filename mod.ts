@@ -19,7 +19,15 @@
 export * from "./src/context.ts";
 export * from "./src/cpu_count.ts";
 export * from "./src/errors.ts";
+export * from "./src/pipe.ts";
 export * from "./src/process.ts";
+export {
+  JoinableQueue,
+  Queue,
+  type QueueOptions,
+  type QueueWaitOptions,
+  SimpleQueue,
+} from "./src/queue.ts";
 export * from "./src/shared_value.ts";
 export * from "./src/synchronize.ts";
 export * from "./src/thread.ts";
