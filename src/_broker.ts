@@ -66,18 +66,22 @@ export function handleBrokerMessage(message: unknown, route: BrokerRoute): boole
   const typed = message as BrokerMessage;
   if (typed?.type !== "broker") return false;
   const state = stateOf(route.ownerId);
+  // A call that wants no answer (callId 0) is answered only when it fails.
+  const reply = (outcome: { value?: unknown; error?: unknown }) => {
+    if (typed.callId !== 0 || "error" in outcome) route.reply(brokerReply(typed, outcome));
+  };
   const object = objects.get(typed.id);
   if (!object) {
-    route.reply(brokerReply(typed.callId, {
+    reply({
       error: new Error(`The shared object '${typed.id}' is no longer kept by the parent`),
-    }));
+    });
     return true;
   }
   let outcome: unknown;
   try {
     outcome = object[brokerOp](typed.op, typed.args, route.ownerId, state.abort.signal);
   } catch (error) {
-    route.reply(brokerReply(typed.callId, { error }));
+    reply({ error });
     return true;
   }
   if (outcome instanceof Promise) {
@@ -85,14 +89,14 @@ export function handleBrokerMessage(message: unknown, route: BrokerRoute): boole
       (value) => {
         // A wait that ended after its child had gone: undo what it took, quietly.
         if (state.abort.signal.aborted) releaseOwnedBy(route.ownerId, false);
-        else route.reply(brokerReply(typed.callId, { value }));
+        else reply({ value });
       },
       (error) => {
-        if (!state.abort.signal.aborted) route.reply(brokerReply(typed.callId, { error }));
+        if (!state.abort.signal.aborted) reply({ error });
       },
     );
   } else {
-    route.reply(brokerReply(typed.callId, { value: outcome }));
+    reply({ value: outcome });
   }
   return true;
 }

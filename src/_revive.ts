@@ -265,6 +265,7 @@ export interface BrokerMessage {
   id: string;
   op: string;
   args: unknown[];
+  /** The call to answer; 0 for a call that wants an answer only when it fails. */
   callId: number;
 }
 
@@ -272,6 +273,8 @@ export interface BrokerMessage {
 export interface BrokerReplyMessage {
   type: "broker-reply";
   callId: number;
+  /** The object called, for the failure of a call that wanted no answer. */
+  id?: string;
   value?: unknown;
   error?: SerializedError;
 }
@@ -306,10 +309,14 @@ export class RemoteChannel {
     });
   }
 
-  /** Performs `op` without waiting; an error surfaces at the object's next call. */
+  /**
+   * Performs `op` without waiting, and without an answer unless it fails; an error surfaces at
+   * the object's next call. Sent in order with the calls, so a release follows its writes.
+   */
   cast(id: string, op: string, args: unknown[] = []): void {
     this.throwDeferred(id);
-    this.call(id, op, args).catch((error) => this.#deferred.set(id, error));
+    const message: BrokerMessage = { type: "broker", id, op, args, callId: 0 };
+    this.#link.send(message).catch((error) => this.#deferred.set(id, error));
   }
 
   /** Throws the error of an earlier unawaited call on object `id`, if there was one. */
@@ -323,6 +330,12 @@ export class RemoteChannel {
 
   /** Settles the call that `message` answers. */
   settle(message: BrokerReplyMessage): void {
+    if (message.callId === 0) {
+      if (message.id && message.error) {
+        this.#deferred.set(message.id, deserializeError(message.error));
+      }
+      return;
+    }
     const pending = this.#pending.get(message.callId);
     if (!pending) return;
     this.#pending.delete(message.callId);
@@ -337,8 +350,12 @@ export function handleBrokerReply(message: BrokerReplyMessage): void {
 }
 
 /** Builds the reply to a broker call. */
-export function brokerReply(callId: number, outcome: { value?: unknown; error?: unknown }) {
-  const reply: BrokerReplyMessage = { type: "broker-reply", callId };
+export function brokerReply(
+  message: { callId: number; id: string },
+  outcome: { value?: unknown; error?: unknown },
+): BrokerReplyMessage {
+  const reply: BrokerReplyMessage = { type: "broker-reply", callId: message.callId };
+  if (message.callId === 0) reply.id = message.id;
   if ("error" in outcome) reply.error = serializeError(outcome.error);
   else reply.value = outcome.value;
   return reply;

@@ -156,10 +156,12 @@ export class Runner {
 
   #onMessage(message: ChildMessage): void {
     const reply = (answer: unknown) => {
+      // A child that has gone needs no answer; its exit cleans up after it.
+      if (this.#state !== "started") return;
       try {
         this.#child?.send(answer);
       } catch {
-        // The child is gone; its exit cleans up after it.
+        // Gone meanwhile.
       }
     };
     if (handleBrokerMessage(message, { ownerId: this.#ownerId, reply })) return;
