@@ -86,6 +86,16 @@ export function assertCanBlock(what: string): void {
 // ---------------------------------------------------------------------------------------------
 // Waiting
 
+// ES2024 API, typed here so that the npm build's ES2023 library does not need to know it.
+const atomicsWaitAsync = (Atomics as unknown as {
+  waitAsync(
+    i32: Int32Array,
+    index: number,
+    value: number,
+    timeoutMs: number,
+  ): { async: false; value: WaitOutcome } | { async: true; value: Promise<WaitOutcome> };
+}).waitAsync;
+
 let pendingWaits = 0;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 
@@ -100,7 +110,7 @@ export function waitAsync(
   expected: number,
   timeoutMs = Infinity,
 ): Promise<WaitOutcome> {
-  const result = Atomics.waitAsync(i32, index, expected, timeoutMs);
+  const result = atomicsWaitAsync(i32, index, expected, timeoutMs);
   if (!result.async) return Promise.resolve(result.value);
   if (pendingWaits++ === 0) keepAlive = setInterval(() => {}, 2 ** 30);
   return result.value.finally(() => {

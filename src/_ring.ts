@@ -43,6 +43,15 @@ const MAX_BYTES = 256 * 1024 * 1024;
 const TAG_JSON = 1;
 const TAG_V8 = 2;
 
+// Growable SharedArrayBuffers are ES2024; typed here for the npm build's ES2023 library.
+interface GrowableSharedArrayBuffer extends SharedArrayBuffer {
+  grow(byteLength: number): void;
+}
+const GrowableSharedArrayBuffer = SharedArrayBuffer as unknown as new (
+  byteLength: number,
+  options: { maxByteLength: number },
+) => GrowableSharedArrayBuffer;
+
 /** The shared buffers of a ring, as they cross to a thread. */
 export interface RingBuffers {
   header: SharedArrayBuffer;
@@ -114,16 +123,16 @@ function readU32(bytes: Uint8Array, at: number): number {
 /** A ring of items in shared memory. Its methods that touch items expect the mutex held. */
 export class Ring implements OwnerAware {
   readonly header: Int32Array;
-  readonly dataBuffer: SharedArrayBuffer;
+  readonly dataBuffer: GrowableSharedArrayBuffer;
   readonly bytes: Uint8Array;
 
   constructor(buffers?: RingBuffers) {
     if (buffers) {
       this.header = new Int32Array(buffers.header);
-      this.dataBuffer = buffers.data;
+      this.dataBuffer = buffers.data as GrowableSharedArrayBuffer;
     } else {
       this.header = new Int32Array(new SharedArrayBuffer(H.WORDS * 4));
-      this.dataBuffer = new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
+      this.dataBuffer = new GrowableSharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
       this.header[H.CAPACITY] = INITIAL_BYTES;
     }
     // A view without a length follows the buffer as it grows, in every thread.
