@@ -323,7 +323,9 @@ function reviveBytes(kind: string, make: () => object) {
         id,
         code,
         length,
-        bytes: buffer ? new Uint8Array(buffer) : bytes!,
+        // A copy, since Node's IPC hands bytes over as a view at any offset, which a wider typed
+        // array cannot be laid over.
+        bytes: buffer ? new Uint8Array(buffer) : new Uint8Array(bytes!),
         lock: lock === undefined ? undefined : context.revive(lock) as Lock | RLock,
       };
       if (context.where === "process") {

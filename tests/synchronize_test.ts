@@ -262,10 +262,10 @@ Deno.test("Barrier releases all n parties together, threads and processes", asyn
   const barrier = new Barrier(4);
   const arrived = new SharedArray("i32", 1);
   const party = async (barrier: Barrier, arrived: SharedArray<"i32">) => {
-    {
-      using _held = await arrived.getLock().hold();
-      arrived.array[0] += 1;
-    }
+    const lock = arrived.getLock();
+    await lock.acquire();
+    arrived.array[0] += 1;
+    lock.release();
     const index = await barrier.wait({ timeoutMs: 10_000 });
     await arrived.refresh();
     return { index, arrivedWhenReleased: arrived.array[0] };
