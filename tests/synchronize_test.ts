@@ -48,14 +48,17 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 Deno.test("Lock.release() of a lock that the caller does not hold throws, as in Python", async () => {
   const lock = new Lock();
   assertThrows(() => lock.release(), Error, "not held");
-  const holder = startAll(Thread, 1, async (lock: Lock) => {
+  const done = new Event();
+  const holder = startAll(Thread, 1, async (lock: Lock, done: Event) => {
     await lock.acquire();
-    return lock.ownerId;
-  }, [lock]);
-  // The thread ends holding the lock, so wait for the hold rather than for the thread.
+    await done.wait();
+    lock.release();
+  }, [lock, done]);
   while (!lock.locked()) await sleep(5);
   assertThrows(() => lock.release(), Error, "held by another thread or process");
+  done.set();
   await joinAll(holder);
+  assert(!lock.locked());
 });
 
 Deno.test("Lock.acquire() with a timeout or without blocking resolves false while held", async () => {
