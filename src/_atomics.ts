@@ -32,7 +32,7 @@ function ownerState(): OwnerState {
     const counter = new Int32Array(new SharedArrayBuffer(4));
     // A child that was never told its id (no shared object reached it yet) draws from a range of
     // its own, so that locks it makes and hands on do not confuse its children with its parent's.
-    counter[0] = child ? 1 + Math.floor(Math.random() * 2 ** 29) * 2 : 1;
+    counter[0] = child ? 2 ** 20 + Math.floor(Math.random() * 2 ** 28) : 1;
     state = {
       id: child ? counter[0] : 1,
       counter,
@@ -45,8 +45,11 @@ function ownerState(): OwnerState {
 
 /** The owner id of the calling thread (or process), as recorded in the locks that it holds. */
 export function currentOwnerId(): number {
-  return ownerState().id;
+  return (state ??= ownerState()).id;
 }
+
+// This realm's state, once looked up: the lock fast paths read the owner id on every call.
+let state: OwnerState | undefined;
 
 /** A new owner id, for a child about to start; unique across every thread of the program. */
 export function allocateOwnerId(): number {
@@ -151,17 +154,32 @@ export function deadlineOf(timeoutMs: number | undefined, what = "'timeoutMs'"):
 }
 
 // ---------------------------------------------------------------------------------------------
-// A mutex with an owner, three words at `base`: state (0 free, 1 held, 2 held with waiters),
-// owner id, and an "abandoned" mark left when a dead owner's hold was undone.
+// A mutex with an owner, in one word: 0 when free, else the owner id, with CONTENDED set once a
+// waiter may sleep on it. Taking and releasing it uncontended is one compare-and-swap each, as for
+// a bare spin lock; the owner comes for free.
 
 /** The number of Int32 words that a mutex takes. */
-export const MUTEX_WORDS = 3;
+export const MUTEX_WORDS = 1;
+
+const CONTENDED = 0x40000000;
+const OWNER_BITS = CONTENDED - 1;
 
 /** Takes the mutex if it is free; returns whether it did. */
 export function mutexTryLock(i32: Int32Array, base: number, owner: number): boolean {
-  if (Atomics.compareExchange(i32, base, 0, 1) !== 0) return false;
-  Atomics.store(i32, base + 1, owner);
-  return true;
+  return Atomics.compareExchange(i32, base, 0, owner) === 0;
+}
+
+/** One step of a contended acquisition: the value to sleep on, or 0 once the mutex is taken. */
+function contendedStep(i32: Int32Array, base: number, owner: number): number {
+  const seen = Atomics.load(i32, base);
+  if (seen === 0) {
+    // Others may sleep on it still, so it is taken marked contended.
+    return Atomics.compareExchange(i32, base, 0, owner | CONTENDED) === 0 ? 0 : -1;
+  }
+  if ((seen & CONTENDED) !== 0) return seen;
+  return Atomics.compareExchange(i32, base, seen, seen | CONTENDED) === seen
+    ? seen | CONTENDED
+    : -1;
 }
 
 /** Takes the mutex, blocking the thread; returns false when `deadline` passed first. */
@@ -172,13 +190,14 @@ export function mutexLockSync(
   deadline = Infinity,
 ): boolean {
   if (mutexTryLock(i32, base, owner)) return true;
-  while (Atomics.exchange(i32, base, 2) !== 0) {
+  for (;;) {
+    const value = contendedStep(i32, base, owner);
+    if (value === 0) return true;
+    if (value === -1) continue;
     const left = remaining(deadline);
     if (left === 0) return false;
-    Atomics.wait(i32, base, 2, left);
+    Atomics.wait(i32, base, value, left);
   }
-  Atomics.store(i32, base + 1, owner);
-  return true;
 }
 
 /** Takes the mutex without blocking the thread; resolves false when `deadline` passed first. */
@@ -190,23 +209,35 @@ export async function mutexLockAsync(
   signal?: AbortSignal,
 ): Promise<boolean> {
   if (mutexTryLock(i32, base, owner)) return true;
-  while (Atomics.exchange(i32, base, 2) !== 0) {
+  for (;;) {
+    const value = contendedStep(i32, base, owner);
+    if (value === 0) return true;
+    if (value === -1) continue;
     if (remaining(deadline) === 0) return false;
-    await waitUntil(i32, base, 2, deadline, signal);
+    await waitUntil(i32, base, value, deadline, signal);
   }
-  Atomics.store(i32, base + 1, owner);
-  return true;
 }
 
 /** Releases the mutex, whoever holds it; the caller has checked the owner. */
 export function mutexUnlock(i32: Int32Array, base: number): void {
-  Atomics.store(i32, base + 1, 0);
-  if (Atomics.exchange(i32, base, 0) === 2) Atomics.notify(i32, base, 1);
+  if ((Atomics.exchange(i32, base, 0) & CONTENDED) !== 0) Atomics.notify(i32, base, 1);
+}
+
+/**
+ * Releases the mutex if `owner` holds it; returns the holder otherwise (0 when free), so that the
+ * caller can say what went wrong.
+ */
+export function mutexUnlockAs(i32: Int32Array, base: number, owner: number): number {
+  if (Atomics.compareExchange(i32, base, owner, 0) === owner) return owner;
+  const seen = Atomics.load(i32, base);
+  if ((seen & OWNER_BITS) !== owner) return seen & OWNER_BITS;
+  mutexUnlock(i32, base);
+  return owner;
 }
 
 /** The owner id of a held mutex, or 0 when it is free. */
 export function mutexOwner(i32: Int32Array, base: number): number {
-  return Atomics.load(i32, base) === 0 ? 0 : Atomics.load(i32, base + 1);
+  return Atomics.load(i32, base) & OWNER_BITS;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -248,6 +248,19 @@ async function joinQueue(state: QueueState, deadline: number, signal?: AbortSign
 }
 
 function queueBrokerOp(state: QueueState) {
+  // A child's puts are performed one after another: a put that waits for the ring (or for room)
+  // must not be overtaken by the next one, or a single producer's items would change order.
+  const putChains = new Map<number, Promise<unknown>>();
+  const chained = (owner: number, put: () => Promise<unknown>) => {
+    const previous = putChains.get(owner);
+    const next = previous ? previous.then(put, put) : put();
+    putChains.set(owner, next);
+    const forget = () => {
+      if (putChains.get(owner) === next) putChains.delete(owner);
+    };
+    next.then(forget, forget);
+    return next;
+  };
   return (op: string, args: unknown[], owner: number, signal: AbortSignal): unknown => {
     const size = () => state.ring!.count;
     const deadline = (index: number) => {
@@ -255,11 +268,14 @@ function queueBrokerOp(state: QueueState) {
       return timeout === Infinity ? Infinity : performance.now() + timeout;
     };
     switch (op) {
-      case "put":
-        return putAsync(state, encodeItem(args[0]), deadline(1), owner, signal).then(() => [
-          undefined,
-          size(),
-        ]);
+      case "put": {
+        const encoded = encodeItem(args[0]);
+        const until = deadline(1);
+        // An item sent without waiting is delivered even when its sender has exited meanwhile.
+        const putSignal = state.maxsize === 0 ? undefined : signal;
+        return chained(owner, () => putAsync(state, encoded, until, owner, putSignal))
+          .then(() => [undefined, size()]);
+      }
       case "get":
         return getAsync(state, deadline(0), owner, signal).then((item) => [item, size()]);
       case "qsize":
@@ -315,6 +331,14 @@ class QueueImpl {
     this.#check();
     const deadline = deadlineOfWait(options);
     if (this.state.remote) {
+      if (this.state.maxsize === 0) {
+        // An unbounded queue cannot refuse an item: the put goes without waiting for an answer,
+        // as Python's feeder thread sends it, and a failure surfaces at the next call.
+        const { channel, id } = this.state.remote;
+        channel.cast(id, "put", [item, Infinity]);
+        this.#lastSize++;
+        return;
+      }
       await this.#call("put", [item, timeoutOf(deadline)]);
       return;
     }

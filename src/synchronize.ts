@@ -26,6 +26,7 @@ import {
   mutexOwner,
   mutexTryLock,
   mutexUnlock,
+  mutexUnlockAs,
   remaining,
   trackOwnerAware,
   waitUntil,
@@ -181,7 +182,8 @@ function checkCount(value: unknown, what: string, min: number): number {
 // ---------------------------------------------------------------------------------------------
 // The core of Lock and RLock
 
-// Words: a mutex, the recursion count, and the id of an owner that ended while holding it.
+// Words: a mutex (holding the owner id), the recursion count of an RLock, and the id of an owner
+// that ended while holding it.
 const COUNT = MUTEX_WORDS;
 const ABANDONED_BY = MUTEX_WORDS + 1;
 const LOCK_WORDS = MUTEX_WORDS + 2;
@@ -203,52 +205,52 @@ class LockCore {
     return true;
   }
 
-  #taken(owner: number): true {
-    const dead = Atomics.exchange(this.i32, ABANDONED_BY, 0);
-    if (dead !== 0) {
-      Atomics.store(this.i32, COUNT, 0);
+  #taken(): true {
+    if (Atomics.load(this.i32, ABANDONED_BY) !== 0) {
+      const dead = Atomics.exchange(this.i32, ABANDONED_BY, 0);
       mutexUnlock(this.i32, 0);
       throw new AbandonedLockError(
         `The lock's previous owner (owner ${dead}) ended while it held the lock; the lock was released, and what it guarded may be inconsistent. Acquire it again to go on`,
         { ownerId: dead },
       );
     }
-    Atomics.store(this.i32, COUNT, 1);
-    void owner;
+    if (this.reentrant) Atomics.store(this.i32, COUNT, 1);
     return true;
   }
 
   acquireSync(owner: number, deadline: number): boolean {
+    if (mutexTryLock(this.i32, 0, owner)) return this.#taken();
     if (this.#reenter(owner)) return true;
-    if (mutexTryLock(this.i32, 0, owner)) return this.#taken(owner);
     if (deadline === 0) return false;
     assertCanBlock("acquireSync()");
-    return mutexLockSync(this.i32, 0, owner, deadline) && this.#taken(owner);
+    return mutexLockSync(this.i32, 0, owner, deadline) && this.#taken();
   }
 
   async acquire(owner: number, deadline: number, signal?: AbortSignal): Promise<boolean> {
+    if (mutexTryLock(this.i32, 0, owner)) return this.#taken();
     if (this.#reenter(owner)) return true;
-    if (mutexTryLock(this.i32, 0, owner)) return this.#taken(owner);
     if (deadline === 0) return false;
-    return await mutexLockAsync(this.i32, 0, owner, deadline, signal) && this.#taken(owner);
+    return await mutexLockAsync(this.i32, 0, owner, deadline, signal) && this.#taken();
   }
 
   release(owner: number): void {
-    const holder = mutexOwner(this.i32, 0);
-    if (holder === 0) throw new Error("Cannot release a lock that is not held");
-    if (holder !== owner) {
-      throw new Error(
-        `Cannot release a lock held by another thread or process (owner ${holder}, caller ${owner})`,
-      );
+    if (this.reentrant && mutexOwner(this.i32, 0) === owner) {
+      if (Atomics.sub(this.i32, COUNT, 1) !== 1) return;
     }
-    if (Atomics.sub(this.i32, COUNT, 1) === 1) mutexUnlock(this.i32, 0);
+    const holder = mutexUnlockAs(this.i32, 0, owner);
+    if (holder === owner) return;
+    if (holder === 0) throw new Error("Cannot release a lock that is not held");
+    throw new Error(
+      `Cannot release a lock held by another thread or process (owner ${holder}, caller ${owner})`,
+    );
   }
 
   /** Releases every level of `owner`'s hold, for a condition wait; returns the levels. */
   releaseAll(owner: number): number {
-    const holder = mutexOwner(this.i32, 0);
-    if (holder !== owner) throw new Error("Cannot wait on a condition whose lock is not held");
-    const count = Atomics.exchange(this.i32, COUNT, 0);
+    if (mutexOwner(this.i32, 0) !== owner) {
+      throw new Error("Cannot wait on a condition whose lock is not held");
+    }
+    const count = this.reentrant ? Atomics.exchange(this.i32, COUNT, 0) : 1;
     mutexUnlock(this.i32, 0);
     return count;
   }
@@ -256,14 +258,8 @@ class LockCore {
   /** Takes the lock back after a condition wait, with the levels that `releaseAll` returned. */
   async restore(owner: number, count: number, signal?: AbortSignal): Promise<void> {
     await mutexLockAsync(this.i32, 0, owner, Infinity, signal);
-    this.#taken(owner);
-    Atomics.store(this.i32, COUNT, count);
-  }
-
-  restoreSync(owner: number, count: number): void {
-    mutexLockSync(this.i32, 0, owner);
-    this.#taken(owner);
-    Atomics.store(this.i32, COUNT, count);
+    this.#taken();
+    if (this.reentrant) Atomics.store(this.i32, COUNT, count);
   }
 
   owner(): number {
@@ -285,8 +281,6 @@ class LockCore {
         return this.release(owner);
       case "locked":
         return this.owner() !== 0;
-      case "owner":
-        return this.owner();
     }
     throw new TypeError(`Unknown lock operation '${op}'`);
   }
