@@ -107,7 +107,11 @@ async function barePortRate(count: number): Promise<number> {
 async function queueToMainRate(count: number): Promise<number> {
   const q = new Queue();
   const ready = new Barrier(2);
-  const producer = new Thread({ target: produce, args: [q, ready, count], module: import.meta.url });
+  const producer = new Thread({
+    target: produce,
+    args: [q, ready, count],
+    module: import.meta.url,
+  });
   producer.start();
   const seconds = await consume(q, ready, count);
   await producer.join();
