@@ -1,13 +1,18 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
+  getContext,
   JoinableQueue,
+  Lock,
+  Pipe,
   Process,
   Queue,
   QueueEmptyError,
   QueueFullError,
+  SharedArray,
   SimpleQueue,
   Thread,
   TimeoutError,
+  type Value,
 } from "../mod.ts";
 
 type Kind = typeof Thread | typeof Process;
@@ -175,4 +180,31 @@ Deno.test("SimpleQueue passes items between a thread and a process", async () =>
   assert(q.empty());
   q.close();
   await assertRejects(() => q.put("late"), Error, "closed");
+});
+
+Deno.test({
+  name: "A context offers the queues, locks and shared values",
+  // Forkserver spares outlive the test by design; they stop when the test run exits.
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const ctx = getContext("forkserver");
+    const q = new ctx.Queue<number>();
+    const total = new ctx.Value("i32", 0);
+    const worker = new ctx.Process({
+      target: async (q: Queue<number>, total: Value<"i32">) => {
+        const lock = total.getLock();
+        await lock.acquire();
+        total.value += await q.get();
+        lock.release();
+      },
+      args: [q, total],
+    });
+    worker.start();
+    await q.put(41);
+    await worker.join();
+    assertEquals(worker.error, undefined);
+    assertEquals(total.value, 41);
+    assert(ctx.Lock === Lock && ctx.SharedArray === SharedArray && ctx.Pipe === Pipe);
+  },
 });
