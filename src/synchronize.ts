@@ -826,7 +826,7 @@ export class Semaphore {
     semRelease(i32!, n, bound);
   }
 
-  /** The current count (the last one seen, in a child process). */
+  /** The current count; NaN in a child process, which sees the semaphore through the broker. */
   get value(): number {
     return this.#state.i32 ? Atomics.load(this.#state.i32, SEM_VALUE) : NaN;
   }
