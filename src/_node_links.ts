@@ -16,9 +16,6 @@ export function connectViaIpc(): ParentLink {
   }
   // The channel closes when the parent exits or is killed: this is the child's lifeline.
   process.on("disconnect", () => process.exit(1));
-  // A parent that died while this child was still booting has disconnected already, and no
-  // event will come for it.
-  if (!process.connected) process.exit(1);
   return {
     kind: "process",
     onMessage: (listener) => process.on("message", listener),
