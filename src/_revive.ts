@@ -213,6 +213,10 @@ function reviveEncoded(encoded: Encoded, link: ParentLink): unknown {
 
 // The same object, passed in several tasks, comes back as the same instance.
 const revived = new Map<string, WeakRef<object>>();
+// Entries go once their object has been collected, so that a long-lived worker does not pile up ids.
+const forgetRevived = new FinalizationRegistry<string>((id) => {
+  if (revived.get(id)?.deref() === undefined) revived.delete(id);
+});
 
 /**
  * Returns the live instance with `id` in this realm, or makes one with `make`: an object passed
@@ -222,13 +226,14 @@ export function reviveOnce<T extends object>(id: string, make: () => T): T {
   const existing = revived.get(id)?.deref();
   if (existing) return existing as T;
   const made = make();
-  revived.set(id, new WeakRef(made));
+  rememberInstance(id, made);
   return made;
 }
 
 /** Registers an object made in this realm under `id`, so that it revives as itself here. */
 export function rememberInstance(id: string, object: object): void {
   revived.set(id, new WeakRef(object));
+  forgetRevived.register(object, id);
 }
 
 let idCounter = 0;
@@ -245,8 +250,13 @@ export function newObjectId(): string {
  */
 export async function settleTask(): Promise<void> {
   if (taskEndHooks.size === 0) return;
-  const hooks = [...taskEndHooks];
-  await Promise.all(hooks.map((ref) => ref.deref()?.()));
+  const hooks: Array<() => unknown> = [];
+  for (const ref of taskEndHooks) {
+    const hook = ref.deref();
+    if (hook) hooks.push(hook);
+    else taskEndHooks.delete(ref);
+  }
+  await Promise.all(hooks.map((hook) => hook()));
 }
 
 const taskEndHooks = new Set<WeakRef<() => unknown>>();

@@ -303,3 +303,21 @@ Deno.test("Barrier that times out is broken for every party", async () => {
   assert(!barrier.broken);
   assertThrows(() => new Barrier(0), RangeError, "'parties'");
 });
+
+Deno.test("A lock received by a process cannot be passed on from there", async () => {
+  const lock = new Lock();
+  const [message] = await joinAll(startAll(Process, 1, (lock: Lock) => {
+    try {
+      // Encoding happens when a child is started; the descriptor method is what refuses.
+      const toDescriptor = Symbol.for("multiproc.toDescriptor");
+      (lock as unknown as Record<symbol, (d: string, o: number) => unknown>)[toDescriptor](
+        "thread",
+        1,
+      );
+      return "passed on";
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }, [lock]));
+  assertStringIncludes(String(message), "cannot be passed on to another thread or process");
+});
