@@ -262,6 +262,12 @@ class LockCore {
     if (this.reentrant) Atomics.store(this.i32, COUNT, count);
   }
 
+  restoreSync(owner: number, count: number): void {
+    mutexLockSync(this.i32, 0, owner);
+    this.#taken();
+    if (this.reentrant) Atomics.store(this.i32, COUNT, count);
+  }
+
   owner(): number {
     return mutexOwner(this.i32, 0);
   }
@@ -1075,6 +1081,28 @@ async function condWait(
   return notified;
 }
 
+function condWaitSync(i32: Int32Array, lock: LockCore, owner: number, deadline: number): boolean {
+  if (lock.owner() !== owner) throw new Error("Cannot wait on a condition whose lock is not held");
+  assertCanBlock("waitSync()");
+  Atomics.add(i32, COND_PACKED, ONE_WAITER);
+  const levels = lock.releaseAll(owner);
+  let notified = false;
+  for (;;) {
+    const seq = Atomics.load(i32, COND_SEQ);
+    if (condTakeWakeup(i32, false)) {
+      notified = true;
+      break;
+    }
+    if (remaining(deadline) === 0) {
+      notified = condTakeWakeup(i32, true);
+      break;
+    }
+    Atomics.wait(i32, COND_SEQ, seq, remaining(deadline));
+  }
+  lock.restoreSync(owner, levels);
+  return notified;
+}
+
 function condNotify(i32: Int32Array, lock: LockCore, owner: number, n: number): void {
   if (lock.owner() !== owner) {
     throw new Error("Cannot notify on a condition whose lock is not held");
@@ -1196,6 +1224,21 @@ export class Condition {
       return await call(this.#state.remote, "wait", [timeoutOfDeadline(deadline)]) as boolean;
     }
     return condWait(this.#state.i32!, impl.core!, currentOwnerId(), deadline);
+  }
+
+  /**
+   * Like {@linkcode Condition.prototype.wait}, blocking the thread; only inside worker threads.
+   *
+   * @param options `timeoutMs` to give up after a while.
+   * @returns True when notified, false when the time ran out.
+   * @throws {Error} When the caller does not hold the lock, on the main thread, or for a
+   * condition of a parent process.
+   */
+  waitSync(options?: WaitOptions): boolean {
+    const deadline = deadlineOf(options?.timeoutMs);
+    const impl = lockImpl(this.#lock);
+    if (this.#state.remote) assertCanBlock("waitSync() of a condition from a parent process");
+    return condWaitSync(this.#state.i32!, impl.core!, currentOwnerId(), deadline);
   }
 
   /**
@@ -1342,6 +1385,28 @@ async function barrierWait(
   }
 }
 
+function barrierWaitSync(i32: Int32Array, parties: number, deadline: number): number {
+  const broken = () => new BrokenBarrierError("The barrier is broken");
+  if (Atomics.load(i32, BAR_BROKEN) === 1) throw broken();
+  const gen = Atomics.load(i32, BAR_GEN);
+  const index = Atomics.add(i32, BAR_COUNT, 1);
+  if (index === parties - 1) {
+    Atomics.store(i32, BAR_COUNT, 0);
+    Atomics.add(i32, BAR_GEN, 1);
+    Atomics.notify(i32, BAR_GEN);
+    return index;
+  }
+  for (;;) {
+    if (Atomics.load(i32, BAR_BROKEN_GEN) === gen + 1) throw broken();
+    if (Atomics.load(i32, BAR_GEN) !== gen) return index;
+    if (remaining(deadline) === 0) {
+      barrierBreak(i32, true);
+      throw broken();
+    }
+    Atomics.wait(i32, BAR_GEN, gen, remaining(deadline));
+  }
+}
+
 /** Options for {@linkcode Barrier}. */
 export interface BarrierOptions {
   /** The default timeout of `wait()`, in milliseconds; none when omitted. */
@@ -1421,6 +1486,22 @@ export class Barrier {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Like {@linkcode Barrier.prototype.wait}, blocking the thread; only inside worker threads.
+   *
+   * @param options `timeoutMs`, instead of the barrier's default.
+   * @returns This party's arrival index.
+   * @throws {BrokenBarrierError} When the barrier is or becomes broken.
+   * @throws {Error} On the main thread, or for a barrier of a parent process.
+   */
+  waitSync(options?: WaitOptions): number {
+    const timeoutMs = options?.timeoutMs ?? this.#state.config.timeoutMs as number | undefined;
+    const deadline = deadlineOf(timeoutMs);
+    assertCanBlock("waitSync()");
+    if (this.#state.remote) assertCanBlock("waitSync() of a barrier from a parent process");
+    return barrierWaitSync(this.#state.i32!, this.parties, deadline);
   }
 
   /** Breaks the barrier: current and later waits reject until `reset()`. */

@@ -321,3 +321,27 @@ Deno.test("A lock received by a process cannot be passed on from there", async (
   }, [lock]));
   assertStringIncludes(String(message), "cannot be passed on to another thread or process");
 });
+
+Deno.test("Barrier.waitSync() and Condition.waitSync() block worker threads, not the main one", async () => {
+  const barrier = new Barrier(3);
+  assertThrows(() => barrier.waitSync({ timeoutMs: 10 }), Error, "only available inside a worker");
+  const parties = startAll(Thread, 2, (barrier: Barrier) => barrier.waitSync(), [barrier]);
+  const mine = await barrier.wait({ timeoutMs: 10_000 });
+  const indexes = [mine, ...await joinAll(parties)] as number[];
+  assertEquals(indexes.sort(), [0, 1, 2]);
+
+  const cond = new Condition({ lock: new Lock() });
+  const ready = new Event();
+  const [waiter] = startAll(Thread, 1, (cond: Condition, ready: Event) => {
+    cond.lock.acquireSync();
+    ready.set();
+    const notified = cond.waitSync({ timeoutMs: 10_000 });
+    cond.release();
+    return notified;
+  }, [cond, ready]);
+  await ready.wait();
+  await cond.acquire();
+  cond.notify();
+  cond.release();
+  assertEquals(await joinAll([waiter]), [true]);
+});
