@@ -22,7 +22,17 @@ export * from "./src/errors.ts";
 export * from "./src/future.ts";
 export * from "./src/pool.ts";
 export * from "./src/permissions.ts";
+export * from "./src/pipe.ts";
 export * from "./src/process.ts";
+export {
+  JoinableQueue,
+  Queue,
+  type QueueOptions,
+  type QueueWaitOptions,
+  SimpleQueue,
+} from "./src/queue.ts";
+export * from "./src/shared_value.ts";
+export * from "./src/synchronize.ts";
 export * from "./src/thread.ts";
 export * from "./src/transfer.ts";
 export * from "./src/version.ts";

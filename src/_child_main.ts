@@ -14,6 +14,7 @@ import {
 } from "./_protocol.ts";
 import { resolveTarget } from "./_target_resolve.ts";
 import { PoolChild } from "./_pool_child.ts";
+import { type BrokerReplyMessage, decodeArgs, handleBrokerReply, settleTask } from "./_revive.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
 // tell (test registrations, for one, stay out of children).
@@ -28,6 +29,10 @@ let preloaded: Promise<void> = Promise.resolve();
 let pool: PoolChild | undefined;
 
 link.onMessage((message) => {
+  // Replies of the parent's broker to shared objects used in this child process.
+  if ((message as BrokerReplyMessage).type === "broker-reply") {
+    return handleBrokerReply(message as BrokerReplyMessage);
+  }
   const typed = message as ParentMessage;
   switch (typed.type) {
     case "preload":
@@ -75,7 +80,8 @@ async function runOnce(run: RunMessage): Promise<void> {
   try {
     await preloaded;
     const target = await resolveTarget(run.target);
-    value = await target(...run.args);
+    value = await target(...await decodeArgs(run.args, link));
+    await settleTask();
   } catch (error) {
     await reportError(run.name, error);
     return;

@@ -16,6 +16,9 @@ import {
 import { describeTarget } from "./_target.ts";
 import { checkMaxHeapMb } from "./_permissions.ts";
 import { OutOfMemoryError } from "./errors.ts";
+import { allocateOwnerId } from "./_atomics.ts";
+import { childExited, handleBrokerMessage } from "./_broker.ts";
+import { encodeArgs } from "./_revive.ts";
 
 /** Options shared by `Thread` and `Process`. */
 export interface RunnerOptions {
@@ -47,6 +50,8 @@ export class Runner {
   #finished: Promise<void>;
   #markFinished!: () => void;
   #outcomeReceived = false;
+  // Who the child is to the locks it takes and to the parent's broker (see _revive.ts).
+  #ownerId = 0;
   result: unknown = undefined;
   error: Error | undefined = undefined;
   exitCode: number | null = null;
@@ -111,7 +116,12 @@ export class Runner {
     if (this.#state !== "initial") {
       throw new Error(`${this.kind} '${this.name}' can only be started once`);
     }
-    const bad = findUncloneableArgument(this.#args);
+    const ownerId = allocateOwnerId();
+    const args = encodeArgs(this.#args, {
+      destination: this.kind === "Thread" ? "thread" : "process",
+      ownerId,
+    });
+    const bad = findUncloneableArgument(args);
     if (bad) {
       throw new TypeError(
         `${this.kind} argument ${bad.index}${
@@ -122,6 +132,7 @@ export class Runner {
       );
     }
     this.#state = "started";
+    this.#ownerId = ownerId;
     // Events of a child that failed to take its run message are not this runner's any more.
     const current = () => this.#child === child;
     let child: ChildHandle;
@@ -143,7 +154,7 @@ export class Runner {
     }
     this.#child = child;
     try {
-      child.send({ type: "run", target: this.#target, args: this.#args, name: this.name });
+      child.send({ type: "run", target: this.#target, args, name: this.name });
     } catch (error) {
       // Values that the walk lets through but the runtime still refuses, such as host objects.
       this.#child = undefined;
@@ -159,6 +170,16 @@ export class Runner {
   }
 
   #onMessage(message: ChildMessage): void {
+    const reply = (answer: unknown) => {
+      // A child that has gone needs no answer; its exit cleans up after it.
+      if (this.#state !== "started") return;
+      try {
+        this.#child?.send(answer);
+      } catch {
+        // Gone meanwhile.
+      }
+    };
+    if (handleBrokerMessage(message, { ownerId: this.#ownerId, reply })) return;
     if (message.type !== "result" && message.type !== "error") return;
     this.#outcomeReceived = true;
     if (message.type === "result") this.result = message.value;
@@ -189,6 +210,7 @@ export class Runner {
     if (this.#state === "finished") return;
     this.#state = "finished";
     this.exitCode = exitCode;
+    childExited(this.#ownerId);
     this.#markFinished();
   }
 

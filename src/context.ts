@@ -18,6 +18,18 @@ import {
 import { setPreloadModules } from "./_forkserver.ts";
 import { describeValue } from "./_protocol.ts";
 import { toModuleUrl } from "./_target.ts";
+import { Pipe } from "./pipe.ts";
+import { JoinableQueue, Queue, SimpleQueue } from "./queue.ts";
+import { SharedArray, Value } from "./shared_value.ts";
+import {
+  Barrier,
+  BoundedSemaphore,
+  Condition,
+  Event,
+  Lock,
+  RLock,
+  Semaphore,
+} from "./synchronize.ts";
 
 export type { StartMethod } from "./_start_methods.ts";
 
@@ -142,6 +154,35 @@ export class Context {
   readonly Process: typeof Process;
   /** {@linkcode Pool}, whose workers start with this context's method unless its options choose. */
   readonly Pool: typeof Pool;
+
+  // Shared state and communication, as Python's contexts offer them. They work the same whatever
+  // the start method: the classes are the library's own.
+  /** {@linkcode Queue}. */
+  readonly Queue: typeof Queue = Queue;
+  /** {@linkcode SimpleQueue}. */
+  readonly SimpleQueue: typeof SimpleQueue = SimpleQueue;
+  /** {@linkcode JoinableQueue}. */
+  readonly JoinableQueue: typeof JoinableQueue = JoinableQueue;
+  /** {@linkcode Pipe}. */
+  readonly Pipe: typeof Pipe = Pipe;
+  /** {@linkcode Lock}. */
+  readonly Lock: typeof Lock = Lock;
+  /** {@linkcode RLock}. */
+  readonly RLock: typeof RLock = RLock;
+  /** {@linkcode Semaphore}. */
+  readonly Semaphore: typeof Semaphore = Semaphore;
+  /** {@linkcode BoundedSemaphore}. */
+  readonly BoundedSemaphore: typeof BoundedSemaphore = BoundedSemaphore;
+  /** {@linkcode Event}. */
+  readonly Event: typeof Event = Event;
+  /** {@linkcode Condition}. */
+  readonly Condition: typeof Condition = Condition;
+  /** {@linkcode Barrier}. */
+  readonly Barrier: typeof Barrier = Barrier;
+  /** {@linkcode Value}. */
+  readonly Value: typeof Value = Value;
+  /** {@linkcode SharedArray}, Python's `Array`. */
+  readonly SharedArray: typeof SharedArray = SharedArray;
 
   /**
    * Creates a context; {@linkcode getContext} returns a shared one per method.

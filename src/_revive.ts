@@ -1,0 +1,372 @@
+/**
+ * How queues, locks and shared values cross to a worker thread or child process and come back to
+ * life there as the same object.
+ *
+ * Structured clone would flatten these class instances into empty objects. So, before the
+ * arguments of a task are sent, {@linkcode encodeArgs} swaps each of them for a descriptor that
+ * its class writes for the destination: for a thread, the SharedArrayBuffers that hold its state;
+ * for a process, the id under which the parent's broker keeps it. In the child,
+ * {@linkcode decodeArgs} turns each descriptor back into an object of the same class.
+ *
+ * Objects are found at the top level of the arguments and one level inside plain arrays and plain
+ * objects (`args: [queue]`, `args: [[lockA, lockB]]`, `args: [{ lock, total }]`). Deeper ones, and
+ * ones inside Maps, Sets or class instances, are not found.
+ *
+ * @module
+ */
+import { adoptOwner, ownerCounter, setWorkerThread } from "./_atomics.ts";
+import {
+  deserializeError,
+  type ParentLink,
+  type SerializedError,
+  serializeError,
+} from "./_protocol.ts";
+
+/** Where an object is being sent. */
+export type Destination = "thread" | "process";
+
+/** What an object's class writes to send it: its kind, and data that structured clone accepts. */
+export interface Descriptor {
+  kind: string;
+  data: unknown;
+}
+
+/** The method that makes an object revivable in a child. */
+export const toDescriptor: unique symbol = Symbol.for("multiproc.toDescriptor");
+
+/** An object that can be passed as an argument to a child and be the same object there. */
+export interface Revivable {
+  /** Writes the descriptor; for a process, the object registers with the broker for `ownerId`. */
+  [toDescriptor](destination: Destination, ownerId: number): Descriptor;
+}
+
+// The key that marks a descriptor among the arguments; a string, as structured clone drops symbols.
+const MARK = "__multiprocShared__";
+
+interface Encoded {
+  [MARK]: string;
+  data: unknown;
+  owner: number;
+  counter?: Int32Array;
+}
+
+/** Options for {@linkcode encodeArgs}. */
+export interface EncodeOptions {
+  /** Whether the child is a worker thread or a child process. */
+  destination: Destination;
+  /** The owner id of the child, recorded in the locks that it takes (see `allocateOwnerId`). */
+  ownerId: number;
+}
+
+function isRevivable(value: object): value is Revivable {
+  return toDescriptor in value;
+}
+
+/**
+ * Replaces the revivable objects among `args` by their descriptors for `options.destination`.
+ *
+ * @returns `args` itself when it holds nothing revivable (the common case, for which only a
+ * `typeof` per argument is paid), or a copy with the objects replaced.
+ * @throws {TypeError} When an object cannot go to that destination.
+ */
+export function encodeArgs(args: readonly unknown[], options: EncodeOptions): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const value = args[i];
+    if (typeof value !== "object" || value === null) continue;
+    const encoded = encodeValue(value, options, true);
+    if (encoded !== value) (out ??= [...args])[i] = encoded;
+  }
+  return out ?? (args as unknown[]);
+}
+
+function encodeValue(value: object, options: EncodeOptions, descend: boolean): unknown {
+  if (isRevivable(value)) return encodeOne(value, options);
+  if (!descend) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (typeof item !== "object" || item === null) continue;
+      const encoded = encodeValue(item, options, false);
+      if (encoded !== item) (out ??= [...value])[i] = encoded;
+    }
+    return out ?? value;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  let out: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) {
+    const item = (value as Record<string, unknown>)[key];
+    if (typeof item !== "object" || item === null) continue;
+    const encoded = encodeValue(item, options, false);
+    if (encoded !== item) (out ??= { ...value })[key] = encoded;
+  }
+  return out ?? value;
+}
+
+/** Encodes one revivable object; its class calls this for the objects that it holds. */
+export function encodeOne(value: Revivable, options: EncodeOptions): Encoded {
+  const { kind, data } = value[toDescriptor](options.destination, options.ownerId);
+  return {
+    [MARK]: kind,
+    data,
+    owner: options.ownerId,
+    counter: options.destination === "thread" ? ownerCounter() : undefined,
+  };
+}
+
+function isEncoded(value: unknown): value is Encoded {
+  return typeof value === "object" && value !== null && MARK in value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child side
+
+/** What a reviver is given besides the descriptor's data. */
+export interface ReviveContext {
+  /** Whether this child is a worker thread or a child process. */
+  where: Destination;
+  /** In a child process: the line to the parent's broker. */
+  remote?: RemoteChannel;
+  /** Revives a descriptor nested in `data` (a Value's lock, for one). */
+  revive(encoded: unknown): unknown;
+}
+
+/** Turns a descriptor's data back into an object. */
+export type Reviver = (data: unknown, context: ReviveContext) => unknown;
+
+const revivers = new Map<string, Reviver>();
+
+/** Registers how objects of `kind` come back to life; each class module does it on load. */
+export function registerReviver(kind: string, reviver: Reviver): void {
+  revivers.set(kind, reviver);
+}
+
+let classesLoaded: Promise<unknown> | undefined;
+
+function loadClasses(): Promise<unknown> {
+  // Only a child that receives one of these objects pays for importing their modules.
+  return classesLoaded ??= Promise.all([
+    import("./synchronize.ts"),
+    import("./shared_value.ts"),
+    import("./queue.ts"),
+    import("./pipe.ts"),
+  ]);
+}
+
+let linkSeen: ParentLink | undefined;
+let remote: RemoteChannel | undefined;
+
+/**
+ * Brings the objects among `args` back to life in this child, the inverse of
+ * {@linkcode encodeArgs}. Call it for every task, before the target runs.
+ *
+ * @returns `args` itself when it holds no descriptor; otherwise (a promise of) a copy.
+ */
+export function decodeArgs(args: unknown[], link: ParentLink): unknown[] | Promise<unknown[]> {
+  if (linkSeen !== link) {
+    linkSeen = link;
+    setWorkerThread(link.kind === "thread");
+    remote = link.kind === "process" ? new RemoteChannel(link) : undefined;
+  }
+  let found = false;
+  for (const value of args) {
+    if (typeof value === "object" && value !== null && containsEncoded(value)) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) return args;
+  return loadClasses().then(() => args.map((value) => decodeValue(value, link, true)));
+}
+
+function containsEncoded(value: object): boolean {
+  if (isEncoded(value)) return true;
+  const items = Array.isArray(value) ? value : Object.values(value);
+  return items.some(isEncoded);
+}
+
+function decodeValue(value: unknown, link: ParentLink, descend: boolean): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  if (isEncoded(value)) return reviveEncoded(value, link);
+  if (!descend) return value;
+  if (Array.isArray(value)) return value.map((item) => decodeValue(item, link, false));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = decodeValue(item, link, false);
+  return out;
+}
+
+function reviveEncoded(encoded: Encoded, link: ParentLink): unknown {
+  adoptOwner(encoded.owner, encoded.counter, link.kind === "thread");
+  const reviver = revivers.get(encoded[MARK]);
+  if (!reviver) throw new TypeError(`Unknown kind of shared object: '${encoded[MARK]}'`);
+  const context: ReviveContext = {
+    where: link.kind,
+    remote,
+    revive: (inner) => isEncoded(inner) ? reviveEncoded(inner, link) : inner,
+  };
+  return reviver(encoded.data, context);
+}
+
+// The same object, passed in several tasks, comes back as the same instance.
+const revived = new Map<string, WeakRef<object>>();
+// Entries go once their object has been collected, so that a long-lived worker does not pile up ids.
+const forgetRevived = new FinalizationRegistry<string>((id) => {
+  if (revived.get(id)?.deref() === undefined) revived.delete(id);
+});
+
+/**
+ * Returns the live instance with `id` in this realm, or makes one with `make`: an object passed
+ * twice (or held by two others) is one object in the child.
+ */
+export function reviveOnce<T extends object>(id: string, make: () => T): T {
+  const existing = revived.get(id)?.deref();
+  if (existing) return existing as T;
+  const made = make();
+  rememberInstance(id, made);
+  return made;
+}
+
+/** Registers an object made in this realm under `id`, so that it revives as itself here. */
+export function rememberInstance(id: string, object: object): void {
+  revived.set(id, new WeakRef(object));
+  forgetRevived.register(object, id);
+}
+
+let idCounter = 0;
+const realmTag = Math.random().toString(36).slice(2, 10);
+
+/** A new id for a shared object, unique across the program. */
+export function newObjectId(): string {
+  return `${realmTag}-${++idCounter}`;
+}
+
+/**
+ * Runs the hooks that objects revived in a child process registered for the end of a task, such
+ * as a SharedArray writing its changes back to the parent. Call it after the target returns.
+ */
+export async function settleTask(): Promise<void> {
+  if (taskEndHooks.size === 0) return;
+  const hooks: Array<() => unknown> = [];
+  for (const ref of taskEndHooks) {
+    const hook = ref.deref();
+    if (hook) hooks.push(hook);
+    else taskEndHooks.delete(ref);
+  }
+  await Promise.all(hooks.map((hook) => hook()));
+}
+
+const taskEndHooks = new Set<WeakRef<() => unknown>>();
+
+/** Registers `hook` to run at the end of each task in this child (see {@linkcode settleTask}). */
+export function onTaskEnd(hook: () => unknown): void {
+  taskEndHooks.add(new WeakRef(hook));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The line from a child process to the parent's broker
+
+/** Child to parent: perform `op` on the broker's object `id`. */
+export interface BrokerMessage {
+  type: "broker";
+  id: string;
+  op: string;
+  args: unknown[];
+  /** The call to answer; 0 for a call that wants an answer only when it fails. */
+  callId: number;
+}
+
+/** Parent to child: the outcome of a broker call. */
+export interface BrokerReplyMessage {
+  type: "broker-reply";
+  callId: number;
+  /** The object called, for the failure of a call that wanted no answer. */
+  id?: string;
+  value?: unknown;
+  error?: SerializedError;
+}
+
+/** Requests from a child process to the objects that its parent's broker keeps. */
+export class RemoteChannel {
+  #link: ParentLink;
+  #nextCallId = 1;
+  #pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  // Errors of calls that nobody awaited (a release, a set): thrown by the object's next call.
+  #deferred = new Map<string, Error>();
+
+  constructor(link: ParentLink) {
+    this.#link = link;
+  }
+
+  /** Performs `op` on object `id` in the parent and resolves with its outcome. */
+  call(id: string, op: string, args: unknown[] = []): Promise<unknown> {
+    const deferred = this.#deferred.get(id);
+    if (deferred) {
+      this.#deferred.delete(id);
+      return Promise.reject(deferred);
+    }
+    const callId = this.#nextCallId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(callId, { resolve, reject });
+      const message: BrokerMessage = { type: "broker", id, op, args, callId };
+      this.#link.send(message).catch((error) => {
+        this.#pending.delete(callId);
+        reject(error);
+      });
+    });
+  }
+
+  /**
+   * Performs `op` without waiting, and without an answer unless it fails; an error surfaces at
+   * the object's next call. Sent in order with the calls, so a release follows its writes.
+   */
+  cast(id: string, op: string, args: unknown[] = []): void {
+    this.throwDeferred(id);
+    const message: BrokerMessage = { type: "broker", id, op, args, callId: 0 };
+    this.#link.send(message).catch((error) => this.#deferred.set(id, error));
+  }
+
+  /** Throws the error of an earlier unawaited call on object `id`, if there was one. */
+  throwDeferred(id: string): void {
+    const deferred = this.#deferred.get(id);
+    if (deferred) {
+      this.#deferred.delete(id);
+      throw deferred;
+    }
+  }
+
+  /** Settles the call that `message` answers. */
+  settle(message: BrokerReplyMessage): void {
+    if (message.callId === 0) {
+      if (message.id && message.error) {
+        this.#deferred.set(message.id, deserializeError(message.error));
+      }
+      return;
+    }
+    const pending = this.#pending.get(message.callId);
+    if (!pending) return;
+    this.#pending.delete(message.callId);
+    if (message.error) pending.reject(deserializeError(message.error));
+    else pending.resolve(message.value);
+  }
+}
+
+/** Hands a `broker-reply` message from the parent to the call that waits for it. */
+export function handleBrokerReply(message: BrokerReplyMessage): void {
+  remote?.settle(message);
+}
+
+/** Builds the reply to a broker call. */
+export function brokerReply(
+  message: { callId: number; id: string },
+  outcome: { value?: unknown; error?: unknown },
+): BrokerReplyMessage {
+  const reply: BrokerReplyMessage = { type: "broker-reply", callId: message.callId };
+  if (message.callId === 0) reply.id = message.id;
+  if ("error" in outcome) reply.error = serializeError(outcome.error);
+  else reply.value = outcome.value;
+  return reply;
+}

@@ -1,0 +1,210 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import {
+  getContext,
+  JoinableQueue,
+  Lock,
+  Pipe,
+  Process,
+  Queue,
+  QueueEmptyError,
+  QueueFullError,
+  SharedArray,
+  SimpleQueue,
+  Thread,
+  TimeoutError,
+  type Value,
+} from "../mod.ts";
+
+type Kind = typeof Thread | typeof Process;
+
+function start(Kind: Kind, target: (...args: never[]) => unknown, args: unknown[]) {
+  const worker = new Kind({ target: target as (...args: unknown[]) => unknown, args });
+  worker.start();
+  return worker;
+}
+
+async function joinAll(workers: Array<Thread | Process>): Promise<unknown[]> {
+  for (const worker of workers) await worker.join();
+  for (const worker of workers) assertEquals(worker.error, undefined, String(worker.error?.stack));
+  return workers.map((worker) => worker.result);
+}
+
+async function produce(q: Queue<number>, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i++) await q.put(i);
+}
+
+async function consume(q: Queue<number>, count: number): Promise<number[]> {
+  const items: number[] = [];
+  for (let i = 0; i < count; i++) items.push(await q.get({ timeoutMs: 20_000 }));
+  return items;
+}
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+
+for (
+  const [label, Producer, Consumer, count] of [
+    ["across threads", Thread, Thread, 2000],
+    ["across processes", Process, Process, 300],
+    ["from a thread to a process", Thread, Process, 300],
+    ["from a process to a thread", Process, Thread, 300],
+  ] as Array<[string, Kind, Kind, number]>
+) {
+  Deno.test(`Queue delivers every item exactly once, in FIFO order, ${label}`, async () => {
+    const q = new Queue<number>();
+    const workers = [start(Producer, produce, [q, 0, count]), start(Consumer, consume, [q, count])];
+    const [, received] = await joinAll(workers);
+    assertEquals(received, range(0, count));
+    assert(q.empty());
+  });
+}
+
+Deno.test("Queue delivers every item exactly once with several producers and consumers", async () => {
+  const q = new Queue<number>({ maxsize: 16 });
+  const workers = [
+    start(Thread, produce, [q, 0, 500]),
+    start(Thread, produce, [q, 500, 500]),
+    start(Process, produce, [q, 1000, 100]),
+    start(Thread, consume, [q, 400]),
+    start(Thread, consume, [q, 400]),
+    start(Process, consume, [q, 100]),
+  ];
+  const extra = await consume(q, 200);
+  const results = await joinAll(workers);
+  const all = [...results.slice(3).flat() as number[], ...extra];
+  assertEquals(all.sort((a, b) => a - b), range(0, 1100));
+  // Each producer's own items stay in order for any one consumer.
+  for (const items of [...results.slice(3) as number[][], extra]) {
+    const mine = items.filter((n) => n < 500);
+    assertEquals(mine, [...mine].sort((a, b) => a - b));
+  }
+});
+
+Deno.test("Queue({ maxsize }) makes put wait when full, and putNowait throw QueueFullError", async () => {
+  const q = new Queue<string>({ maxsize: 2 });
+  await q.put("a");
+  await q.putNowait("b");
+  assert(q.full());
+  await assertRejects(() => q.putNowait("c"), QueueFullError, "maxsize 2");
+  await assertRejects(() => q.put("c", { timeoutMs: 30 }), TimeoutError);
+  let putDone = false;
+  const pending = q.put("c").then(() => putDone = true);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert(!putDone, "put() returned while the queue was full");
+  const taker = start(Thread, (q: Queue<string>) => q.get(), [q]);
+  await pending;
+  assertEquals(await joinAll([taker]), ["a"]);
+  assertEquals([await q.get(), await q.get()], ["b", "c"]);
+});
+
+Deno.test("Queue getNowait on an empty queue throws QueueEmptyError, and get times out", async () => {
+  const q = new Queue();
+  await assertRejects(() => q.getNowait(), QueueEmptyError);
+  await assertRejects(() => q.get({ timeoutMs: 30 }), TimeoutError);
+  const [name] = await joinAll([
+    start(Process, async (q: Queue) => {
+      try {
+        await q.get({ timeoutMs: 30 });
+      } catch (error) {
+        return (error as Error).name;
+      }
+    }, [q]),
+  ]);
+  assertEquals(name, "TimeoutError");
+});
+
+Deno.test("Queue rejects a negative maxsize and items that cannot be cloned", async () => {
+  assertThrows(
+    () => new Queue({ maxsize: -1 }),
+    RangeError,
+    "'maxsize' must be a non-negative integer: received -1",
+  );
+  await assertRejects(() => new Queue().put(() => 1), TypeError, "cannot be put on the queue");
+});
+
+Deno.test("Queue carries what structured clone carries: Maps, Dates, bigints, typed arrays", async () => {
+  const q = new Queue();
+  const item = {
+    map: new Map([[1, "one"]]),
+    when: new Date(0),
+    big: 2n ** 70n,
+    bytes: new Uint8Array([1, 2, 3]),
+    nested: { list: [1, "two", null, -0] },
+  };
+  const echo = async (q: Queue, back: Queue) => await back.put(await q.get());
+  const back = new Queue();
+  const workers = [start(Thread, echo, [q, back]), start(Process, echo, [back, q])];
+  await q.put(item);
+  await joinAll(workers);
+  assertEquals(await q.get(), item);
+});
+
+Deno.test("Queue getSync refuses the main thread and blocks in a worker", async () => {
+  const q = new Queue<number>();
+  assertThrows(() => q.getSync(), Error, "only available inside a worker thread");
+  const worker = start(Thread, (q: Queue<number>) => q.getSync() + q.getSync(), [q]);
+  await q.put(20);
+  await q.put(22);
+  assertEquals(await joinAll([worker]), [42]);
+});
+
+Deno.test("JoinableQueue.join() returns when every item has been marked done", async () => {
+  const q = new JoinableQueue<number>();
+  const done = new Queue<number>();
+  const work = async (q: JoinableQueue<number>, done: Queue<number>, count: number) => {
+    for (let i = 0; i < count; i++) {
+      const item = await q.get();
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      await done.put(item);
+      q.taskDone();
+    }
+  };
+  const workers = [start(Thread, work, [q, done, 20]), start(Process, work, [q, done, 10])];
+  for (let i = 0; i < 30; i++) await q.put(i);
+  await q.join({ timeoutMs: 20_000 });
+  assertEquals(done.qsize(), 30);
+  await joinAll(workers);
+  assertThrows(() => q.taskDone(), RangeError, "taskDone()");
+  await q.put(1);
+  await assertRejects(() => q.join({ timeoutMs: 20 }), TimeoutError);
+});
+
+Deno.test("SimpleQueue passes items between a thread and a process", async () => {
+  const q = new SimpleQueue<string>();
+  const back = new SimpleQueue<string>();
+  const relay = async (q: SimpleQueue<string>, back: SimpleQueue<string>) =>
+    await back.put((await q.get()).toUpperCase());
+  const workers = [start(Process, relay, [q, back])];
+  await q.put("ping");
+  assertEquals(await back.get(), "PING");
+  await joinAll(workers);
+  assert(q.empty());
+  q.close();
+  await assertRejects(() => q.put("late"), Error, "closed");
+});
+
+Deno.test({
+  name: "A context offers the queues, locks and shared values",
+  // Forkserver spares outlive the test by design; they stop when the test run exits.
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const ctx = getContext("forkserver");
+    const q = new ctx.Queue<number>();
+    const total = new ctx.Value("i32", 0);
+    const worker = new ctx.Process({
+      target: async (q: Queue<number>, total: Value<"i32">) => {
+        const lock = total.getLock();
+        await lock.acquire();
+        total.value += await q.get();
+        lock.release();
+      },
+      args: [q, total],
+    });
+    worker.start();
+    await q.put(41);
+    await worker.join();
+    assertEquals(worker.error, undefined);
+    assertEquals(total.value, 41);
+    assert(ctx.Lock === Lock && ctx.SharedArray === SharedArray && ctx.Pipe === Pipe);
+  },
+});
