@@ -8,7 +8,8 @@ import { findPython } from "../src/_bench_python.ts";
 import { runCli } from "./_helpers.ts";
 
 // Sizes that finish in moments: the tests check the shape of the output, never the timings.
-const tinyGil = ["bench", "gil", "--tasks", "2", "--work", "2000", "--rounds", "1"];
+// Large enough that the sequential run takes measurable time on a coarse clock.
+const tinyGil = ["bench", "gil", "--tasks", "2", "--work", "2000000", "--rounds", "1"];
 const jsWays = ["sequential", "threads", "processes (spawn)", "processes (forkserver)"];
 const python = await findPython();
 
@@ -69,14 +70,14 @@ Deno.test("bench gil prints a table with a row per way, each with a time and a s
     assert(wall >= 0 && speedup >= 0, rows[i]);
   }
   assertEquals(lines[header + 2 + jsWays.length], "", "the table ends after the JavaScript rows");
-  assertStringIncludes(out.stdoutText, "2 tasks of 2000 loop iterations each");
+  assertStringIncludes(out.stdoutText, "2 tasks of 2000000 loop iterations each");
   assertStringIncludes(out.stdoutText, "Machine: ");
 });
 
 Deno.test("bench gil --json reports the settings, the machine, the rows and the chart", async () => {
   const report = await runJson(tinyGil);
   assertEquals(report.command, "bench gil");
-  assertEquals(report.settings, { tasks: 2, work: 2000, rounds: 1, python: false });
+  assertEquals(report.settings, { tasks: 2, work: 2000000, rounds: 1, python: false });
   assert(/^(Deno|Node) \d/.test(report.machine.runtime), report.machine.runtime);
   assertGreater(report.machine.cpus, 0);
   const [table] = report.tables;
@@ -102,7 +103,7 @@ Deno.test("bench gil --svg draws a chart with its series, title and axis labels"
     const texts = svgTexts(svg);
     for (
       const expected of [
-        "The same CPU-bound loop: 2 tasks of 2,000 iterations each",
+        "The same CPU-bound loop: 2 tasks of 2,000,000 iterations each",
         "how the tasks run",
         "speed-up over sequential (x)",
         "sequential",
