@@ -181,8 +181,10 @@ export async function benchScaling(options: ScalingOptions = {}): Promise<BenchR
     for (const size of sizes) {
       const pool = kind.make(size);
       try {
-        // Workers boot outside the measurement: this measures the work, not the start.
+        // Workers boot outside the measurement: this measures the work, not the start. The pause
+        // lets the forkserver refill its spares, which would otherwise boot during the run.
         await pool.map(fib, Array.from({ length: size * 2 }, () => 5), { chunksize: 1 });
+        await new Promise((resolve) => setTimeout(resolve, 500));
         const t0 = now();
         await pool.map(fib, Array.from({ length: count }, () => n), { chunksize: 1 });
         const ms = now() - t0;

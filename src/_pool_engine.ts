@@ -121,6 +121,8 @@ export class Task<T = unknown> implements FutureTask<T> {
   signal: AbortSignal | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   engine: PoolEngine;
+  /** Set by a Future: an unobserved rejection is no error (see FutureTask.quiet). */
+  quiet = false;
 
   constructor(
     engine: PoolEngine,
@@ -238,6 +240,8 @@ class Samples {
 // A worker holds enough short tasks for about this long, so messaging hides behind work.
 const PREFETCH_MS = 2;
 const MAX_DEPTH = 256;
+
+const noop = () => {};
 
 function signalName(exitCode: number): string | null {
   if (exitCode >= 0) return null;
@@ -641,7 +645,10 @@ export class PoolEngine {
     else if (ok) this.#completed++;
     else this.#failed++;
     if (ok) task.resolve(value);
-    else task.reject(value);
+    else {
+      if (task.quiet) task.promise.catch(noop);
+      task.reject(value);
+    }
   }
 
   /** Cancels a task wherever it is; false when it had already settled. */

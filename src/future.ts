@@ -15,6 +15,11 @@ export interface FutureTask<T> {
   state(): "pending" | "running" | "finished" | "cancelled";
   /** Cancels the task; false when it had already settled. */
   cancel(reason?: unknown): boolean;
+  /**
+   * Where present, the future sets it instead of attaching a handler to `promise` up front: the
+   * task then marks its promise handled only when it rejects, which spares a promise per task.
+   */
+  quiet?: boolean;
 }
 
 /**
@@ -43,7 +48,8 @@ export class Future<T = unknown> implements PromiseLike<T> {
   constructor(task: FutureTask<T>) {
     this.#task = task;
     // Python's futures hold their exception until asked; so does this one.
-    task.promise.catch(() => {});
+    if ("quiet" in task) task.quiet = true;
+    else task.promise.catch(() => {});
   }
 
   /**
