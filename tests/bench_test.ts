@@ -184,3 +184,29 @@ Deno.test("median and percentile follow their textbook definitions", () => {
   assertEquals(percentile([7], 95), 7);
   assertEquals(percentile([1, 2], 50), 1);
 });
+
+Deno.test("bench pool --json reports throughput against bare workers and scaling by size", async () => {
+  const report = await runJson([
+    "bench",
+    "pool",
+    "--tasks",
+    "500",
+    "--rounds",
+    "1",
+    "--fib",
+    "15",
+    "--count",
+    "4",
+  ]);
+  assertEquals(report.command, "bench pool");
+  const [throughput, scaling] = report.tables;
+  const names = throughput.rows.map((row) => String(row.what));
+  assert(names.some((name) => name.startsWith("bare workers")), names.join(", "));
+  assert(names.includes("ThreadPool.submit()") && names.includes("ThreadPool.map() auto chunks"));
+  for (const row of throughput.rows) assertGreater(row.tasksPerSecond as number, 0);
+  const kinds = scaling.rows.map((row) => String(row.what));
+  for (const kind of ["ThreadPool size 2", "Pool spawn size 2", "Pool forkserver size 2"]) {
+    assert(kinds.includes(kind), `missing ${kind} in ${kinds.join(", ")}`);
+  }
+  assertEquals(report.chart.series[0].values.length, report.chart.categories.length);
+});
