@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { decodeArgs, settleTask } from "./_revive.ts";
 import {
   describeValue,
   findUncloneableArgument,
@@ -160,9 +161,17 @@ export class PoolChild {
         }
         this.#current = task.id;
         if (this.#slot) Atomics.store(this.#slot, 0, task.id);
+        let args = task.payload as unknown[];
+        // Shared objects among the arguments come back to life here; plain data passes as is.
+        const decoded = task.mode === TaskMode.Apply ? decodeArgs(args, this.#link) : args;
+        if (decoded !== args) args = await decoded;
         let value = task.mode === TaskMode.Apply
-          ? target.apply(undefined, task.payload as unknown[])
-          : await this.#runChunk(target, task.mode, task.payload as unknown[]);
+          ? target.apply(undefined, args)
+          : await this.#runChunk(target, task.mode, args);
+        if (decoded !== task.payload) {
+          if (isThenable(value)) value = await value;
+          await settleTask();
+        }
         if (isThenable(value)) {
           // The task waits: its results so far go out now, not after it.
           this.#flush();

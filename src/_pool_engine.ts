@@ -15,6 +15,9 @@
  *
  * @module
  */
+import { allocateOwnerId } from "./_atomics.ts";
+import { childExited, handleBrokerMessage } from "./_broker.ts";
+import { encodeArgs } from "./_revive.ts";
 import { constants } from "node:os";
 import { Deque } from "./_deque.ts";
 import {
@@ -177,6 +180,8 @@ export class PoolWorker {
   idleSince: number;
   slot: Int32Array | undefined;
   error: Error | undefined = undefined;
+  /** Who holds the shared locks that its tasks acquire, for the broker and crash recovery. */
+  readonly ownerId = allocateOwnerId();
 
   constructor(name: string, threads: boolean) {
     this.name = name;
@@ -479,7 +484,15 @@ export class PoolEngine {
       task.worker = worker;
       task.sentAt = now;
       this.#waitTimes.add(now - task.submittedAt);
-      batch.push(task.id, task.target.id, task.mode, task.payload);
+      // Shared objects (locks, queues, values) among a task's arguments cross as descriptors for
+      // this worker, whose owner id they carry.
+      const payload = task.mode === TaskMode.Apply
+        ? encodeArgs(task.payload as unknown[], {
+          destination: this.options.threads ? "thread" : "process",
+          ownerId: worker.ownerId,
+        })
+        : task.payload;
+      batch.push(task.id, task.target.id, task.mode, payload);
       if (task.transfers) (transfers ??= []).push(...task.transfers);
       sent.push(task);
     }
@@ -555,6 +568,14 @@ export class PoolEngine {
 
   #onMessage(worker: PoolWorker, message: ChildMessage): void {
     if (worker.exited) return;
+    const reply = (answer: unknown) => {
+      try {
+        worker.handle.send(answer);
+      } catch {
+        // The worker is gone; its exit cleans up after it.
+      }
+    };
+    if (handleBrokerMessage(message, { ownerId: worker.ownerId, reply })) return;
     if (message.type === "done") {
       this.#onResults(worker, message.results);
     } else if (message.type === "skip-failed") {
@@ -720,6 +741,7 @@ export class PoolEngine {
   }
 
   #onExit(worker: PoolWorker, exitCode: number): void {
+    childExited(worker.ownerId);
     if (this.#stopping.delete(worker)) this.#maybeFinish();
     if (worker.exited) return;
     worker.exited = true;
