@@ -1,21 +1,9 @@
 /** Shared objects as arguments of pool tasks: the same objects, in threads and in processes. */
 import { assertEquals } from "@std/assert";
 import { JoinableQueue, Pool, ThreadPool, Value } from "../mod.ts";
+import { addUnderLock } from "./fixtures/targets.ts";
 
 const noSanitizers = { sanitizeOps: false, sanitizeResources: false };
-
-async function addUnderLock(total: Value<"i32">, times: number): Promise<number> {
-  for (let i = 0; i < times; i++) {
-    const lock = total.getLock();
-    await lock.acquire();
-    try {
-      total.value += 1;
-    } finally {
-      lock.release();
-    }
-  }
-  return times;
-}
 
 for (
   const [label, make] of [

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { Lock, Process, SharedArray, Thread, Value } from "../mod.ts";
+import { addUnderLock } from "./fixtures/targets.ts";
 
 type Kind = typeof Thread | typeof Process;
 
@@ -17,18 +18,6 @@ async function runAll(
   for (const worker of workers) await worker.join();
   for (const worker of workers) assertEquals(worker.error, undefined, String(worker.error?.stack));
   return workers.map((worker) => worker.result);
-}
-
-async function addUnderLock(total: Value<"i32">, times: number): Promise<void> {
-  for (let i = 0; i < times; i++) {
-    const lock = total.getLock();
-    await lock.acquire();
-    try {
-      total.value += 1;
-    } finally {
-      lock.release();
-    }
-  }
 }
 
 Deno.test("Value under its lock: N threads adding 1 M times each give exactly N×M", async () => {
