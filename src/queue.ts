@@ -72,6 +72,59 @@ function emptyError(deadline: number): Error {
     : new TimeoutError("No item arrived on the queue in time");
 }
 
+/**
+ * With the ring locked by the caller: pushes the item when there is room, or counts the caller
+ * among the waiting putters. Unlocks either way.
+ *
+ * @returns Undefined once pushed; otherwise the sequence number to wait on for room.
+ */
+function pushOrEnlist(
+  state: QueueState,
+  encoded: { tag: number; payload: Uint8Array },
+): number | undefined {
+  const ring = state.ring!;
+  const h = ring.header;
+  const seq = Atomics.load(h, H.PUT_SEQ);
+  if (state.maxsize === 0 || ring.count < state.maxsize) {
+    try {
+      ring.push(encoded.tag, encoded.payload);
+      if (state.joinable) Atomics.add(h, H.UNFINISHED, 1);
+    } finally {
+      ring.unlock();
+    }
+    wakeGetters(h);
+    return undefined;
+  }
+  Atomics.add(h, H.PUT_WAITERS, 1);
+  ring.unlock();
+  return seq;
+}
+
+/**
+ * With the ring locked by the caller: takes the oldest item when there is one, or counts the
+ * caller among the waiting getters. Unlocks either way.
+ *
+ * @returns The item taken, or the sequence number to wait on for an item.
+ */
+function shiftOrEnlist(state: QueueState): { tag: number; payload: Uint8Array } | number {
+  const ring = state.ring!;
+  const h = ring.header;
+  const seq = Atomics.load(h, H.GET_SEQ);
+  if (ring.count > 0) {
+    let item;
+    try {
+      item = ring.shift();
+    } finally {
+      ring.unlock();
+    }
+    wakePutters(h);
+    return item;
+  }
+  Atomics.add(h, H.GET_WAITERS, 1);
+  ring.unlock();
+  return seq;
+}
+
 /** Puts an already serialized item, waiting without blocking while the queue is full. */
 async function putAsync(
   state: QueueState,
@@ -84,19 +137,8 @@ async function putAsync(
   const h = ring.header;
   for (;;) {
     if (!ring.tryLock(owner)) await ring.lock(owner, signal);
-    const seq = Atomics.load(h, H.PUT_SEQ);
-    if (state.maxsize === 0 || ring.count < state.maxsize) {
-      try {
-        ring.push(encoded.tag, encoded.payload);
-        if (state.joinable) Atomics.add(h, H.UNFINISHED, 1);
-      } finally {
-        ring.unlock();
-      }
-      wakeGetters(h);
-      return;
-    }
-    Atomics.add(h, H.PUT_WAITERS, 1);
-    ring.unlock();
+    const seq = pushOrEnlist(state, encoded);
+    if (seq === undefined) return;
     try {
       if (remaining(deadline) === 0) throw fullError(state, deadline);
       await waitUntil(h, H.PUT_SEQ, seq, deadline, signal);
@@ -113,19 +155,8 @@ function putSync(state: QueueState, item: unknown, deadline: number): void {
   const owner = currentOwnerId();
   for (;;) {
     ring.lockSync(owner);
-    const seq = Atomics.load(h, H.PUT_SEQ);
-    if (state.maxsize === 0 || ring.count < state.maxsize) {
-      try {
-        ring.push(encoded.tag, encoded.payload);
-        if (state.joinable) Atomics.add(h, H.UNFINISHED, 1);
-      } finally {
-        ring.unlock();
-      }
-      wakeGetters(h);
-      return;
-    }
-    Atomics.add(h, H.PUT_WAITERS, 1);
-    ring.unlock();
+    const seq = pushOrEnlist(state, encoded);
+    if (seq === undefined) return;
     try {
       if (remaining(deadline) === 0) throw fullError(state, deadline);
       assertCanBlock("putSync()");
@@ -157,19 +188,9 @@ async function getAsync(
   const h = ring.header;
   for (;;) {
     if (!ring.tryLock(owner)) await ring.lock(owner, signal);
-    const seq = Atomics.load(h, H.GET_SEQ);
-    if (ring.count > 0) {
-      let item;
-      try {
-        item = ring.shift();
-      } finally {
-        ring.unlock();
-      }
-      wakePutters(h);
-      return decodeItem(item.tag, item.payload);
-    }
-    Atomics.add(h, H.GET_WAITERS, 1);
-    ring.unlock();
+    const taken = shiftOrEnlist(state);
+    if (typeof taken !== "number") return decodeItem(taken.tag, taken.payload);
+    const seq = taken;
     try {
       if (remaining(deadline) === 0) throw emptyError(deadline);
       await waitUntil(h, H.GET_SEQ, seq, deadline, signal);
@@ -185,19 +206,9 @@ function getSync(state: QueueState, deadline: number): unknown {
   const owner = currentOwnerId();
   for (;;) {
     ring.lockSync(owner);
-    const seq = Atomics.load(h, H.GET_SEQ);
-    if (ring.count > 0) {
-      let item;
-      try {
-        item = ring.shift();
-      } finally {
-        ring.unlock();
-      }
-      wakePutters(h);
-      return decodeItem(item.tag, item.payload);
-    }
-    Atomics.add(h, H.GET_WAITERS, 1);
-    ring.unlock();
+    const taken = shiftOrEnlist(state);
+    if (typeof taken !== "number") return decodeItem(taken.tag, taken.payload);
+    const seq = taken;
     try {
       if (remaining(deadline) === 0) throw emptyError(deadline);
       assertCanBlock("getSync()");
