@@ -5,6 +5,8 @@
  * @module
  */
 import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   CHILD_PROCESS_FLAG,
   type ChildHandle,
@@ -87,49 +89,62 @@ export function childProcessCommand(
   };
 }
 
-function permissionFlags(permissions: PermissionsOption): string[] {
-  const flags: string[] = [];
-  let readGranted = false;
-  let readList: string[] = [];
+/** What a child is granted, kind by kind; a kind that is absent is not granted. */
+type Grants = "all" | Map<PermissionName, true | string[]>;
+
+/**
+ * Resolves a `permissions` option against what this process holds: never more. The read grant
+ * always covers the modules that the child must import.
+ *
+ * @throws {TypeError} When a grant asks for something that the parent does not hold.
+ */
+function resolveGrants(permissions: PermissionsOption, what: string): Grants {
+  const grants: Map<PermissionName, true | string[]> = new Map();
   if (permissions === "inherit") {
-    const granted = PERMISSION_NAMES.filter((name) => holds({ name }));
-    if (granted.length === PERMISSION_NAMES.length) return ["--allow-all"];
-    for (const name of granted) if (name !== "read") flags.push(`--allow-${name}`);
-    readGranted = granted.includes("read");
+    const held = PERMISSION_NAMES.filter((name) => holds({ name }));
+    if (held.length === PERMISSION_NAMES.length) return "all";
+    for (const name of held) grants.set(name, true);
   } else if (permissions !== "none") {
     for (const name of PERMISSION_NAMES) {
       const grant = permissions[name];
       if (grant === true) {
-        if (!holds({ name })) throw moreThanHeld(name, "true", `--allow-${name}`);
-        if (name === "read") readGranted = true;
-        else flags.push(`--allow-${name}`);
+        if (!holds({ name })) throw moreThanHeld(what, name, "true", `--allow-${name}`);
+        grants.set(name, true);
       } else if (Array.isArray(grant) && grant.length > 0) {
         for (const item of grant) {
           const descriptor = { name, [itemField[name]]: item } as Deno.PermissionDescriptor;
-          if (!holds(descriptor)) throw moreThanHeld(name, `'${item}'`, `--allow-${name}=${item}`);
+          if (!holds(descriptor)) {
+            throw moreThanHeld(what, name, `'${item}'`, `--allow-${name}=${item}`);
+          }
         }
-        if (name === "read") readList = grant;
-        else flags.push(`--allow-${name}=${grant.join(",")}`);
+        grants.set(name, [...grant]);
       }
     }
   }
-  if (readGranted) {
-    flags.push("--allow-read");
-  } else {
+  const read = grants.get("read");
+  if (read !== true) {
     // The child must read its entry and the main module to import them. It may read them only
     // where the parent may: never more than the parent holds.
     const moduleDirectories = [childEntry.href, Deno.mainModule]
       .map(moduleReadScope)
       .filter((path): path is string => path !== undefined && canRead(path));
-    const paths = [...new Set([...readList, ...moduleDirectories])];
-    if (paths.length > 0) flags.push(`--allow-read=${paths.join(",")}`);
+    const paths = [...new Set([...(read ?? []), ...moduleDirectories])];
+    if (paths.length > 0) grants.set("read", paths);
   }
-  return flags;
+  return grants;
 }
 
-function moreThanHeld(name: string, value: string, flag: string): TypeError {
+function permissionFlags(permissions: PermissionsOption): string[] {
+  const grants = resolveGrants(permissions, "Process");
+  if (grants === "all") return ["--allow-all"];
+  return [...grants].map(([name, grant]) =>
+    grant === true ? `--allow-${name}` : `--allow-${name}=${grant.join(",")}`
+  );
+}
+
+function moreThanHeld(what: string, name: string, value: string, flag: string): TypeError {
   return new TypeError(
-    `Process 'permissions.${name}' asks for more than this process holds: ${value}; start the parent with ${flag} first`,
+    `${what} 'permissions.${name}' asks for more than this process holds: ${value}; start the parent with ${flag} first`,
   );
 }
 
@@ -138,17 +153,145 @@ function canRead(path: string): boolean {
 }
 
 /**
+ * Permissions for one worker thread, as the runtime's workers take them: a grant per kind.
+ */
+export type WorkerPermissions = Record<string, boolean | string[]>;
+
+const workerOptionsFlag = "--unstable-worker-options";
+
+/**
+ * Turns a thread's `permissions` option into what a Deno Web Worker takes. Deno grants a worker
+ * its own permissions only under `--unstable-worker-options`, and ends the whole process when a
+ * worker asks without it; the flag cannot be queried, so it is looked for where this process can
+ * see it, and a thread is refused unless it is found.
+ *
+ * @returns Undefined for `"inherit"`: the worker holds what the parent holds.
+ * @throws {TypeError} When the flag is not seen, or a grant asks for more than the parent holds.
+ */
+export function threadPermissions(
+  value: PermissionsOption | undefined,
+  what: string,
+): WorkerPermissions | undefined {
+  if (value === undefined || value === "inherit") return undefined;
+  const seen = workerOptionsEnabled();
+  if (seen !== true) {
+    const how = seen === false
+      ? ""
+      : ", which this process cannot see without --allow-all or --allow-run=ps";
+    throw new TypeError(
+      `${what} 'permissions' need Deno's ${workerOptionsFlag} flag${how}: run deno with ${workerOptionsFlag}, or add "worker-options" to "unstable" in deno.json; or run the target in a Process with 'permissions' (received ${
+        JSON.stringify(value)
+      })`,
+    );
+  }
+  const grants = resolveGrants(value, what);
+  if (grants === "all") return undefined;
+  const permissions: WorkerPermissions = {};
+  for (const name of PERMISSION_NAMES) permissions[name] = grants.get(name) ?? false;
+  return permissions;
+}
+
+let workerOptionsCache: boolean | undefined;
+
+/** Whether `--unstable-worker-options` is in force: true, false, or undefined when unseen. */
+function workerOptionsEnabled(): boolean | undefined {
+  if (workerOptionsCache !== undefined) return workerOptionsCache;
+  const commandLine = ownCommandLine();
+  if (commandLine === undefined) return configEnablesWorkerOptions(undefined) || undefined;
+  // The script's own arguments come last; only the runtime's flags before them count.
+  const runtimeWords = commandLine.slice(0, commandLine.length - Deno.args.length);
+  if (runtimeWords.includes(workerOptionsFlag)) return workerOptionsCache = true;
+  if (runtimeWords.includes("--no-config")) return workerOptionsCache = false;
+  let config: string | undefined;
+  runtimeWords.forEach((word, i) => {
+    if (word === "--config" || word === "-c") config = runtimeWords[i + 1];
+    else if (word.startsWith("--config=")) config = word.slice("--config=".length);
+  });
+  return workerOptionsCache = configEnablesWorkerOptions(config);
+}
+
+/** This process's command line, where it may be read: /proc needs --allow-all, `ps` a run grant. */
+function ownCommandLine(): string[] | undefined {
+  try {
+    const words = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
+    return words.at(-1) === "" ? words.slice(0, -1) : words;
+  } catch {
+    // Read without --allow-all is refused; try ps below.
+  }
+  if (!holds({ name: "run", command: "ps" })) return undefined;
+  try {
+    const output = new Deno.Command("ps", {
+      args: ["-o", "args=", "-p", String(Deno.pid)],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    if (!output.success) return undefined;
+    return new TextDecoder().decode(output.stdout).trim().split(/\s+/);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the deno.json(c) in force lists "worker-options" under "unstable": the one that
+ * `--config` names, else the nearest one above the main module or the working directory, where
+ * Deno looks for it.
+ */
+function configEnablesWorkerOptions(configPath: string | undefined): boolean {
+  if (configPath !== undefined) return listsWorkerOptions(readText(configPath));
+  const starts: string[] = [];
+  try {
+    starts.push(dirname(fileURLToPath(Deno.mainModule)));
+  } catch {
+    // No main module on disk.
+  }
+  try {
+    starts.push(Deno.cwd());
+  } catch {
+    // The working directory is not readable without a read grant.
+  }
+  return starts.some((start) => {
+    for (let dir = start;; dir = dirname(dir)) {
+      for (const name of ["deno.json", "deno.jsonc"]) {
+        const text = readText(join(dir, name));
+        if (text !== undefined) return listsWorkerOptions(text);
+      }
+      if (dirname(dir) === dir) return false;
+    }
+  });
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function listsWorkerOptions(config: string | undefined): boolean {
+  const unstable = config === undefined ? null : /"unstable"\s*:\s*\[([^\]]*)\]/.exec(config);
+  return unstable !== null && unstable[1].includes('"worker-options"');
+}
+
+/**
  * Starts a worker thread running the child entry. Non-daemon threads are Web Workers; daemon ones
- * use `node:worker_threads`, because only those can stop holding the parent's event loop open.
+ * use `node:worker_threads`, because only those can stop holding the parent's event loop open,
+ * unless they have permissions of their own, which only a Web Worker takes.
  */
 export function startThread(
-  options: { daemon: boolean; name: string; maxHeapMb?: number },
+  options: { daemon: boolean; name: string; maxHeapMb?: number; permissions?: WorkerPermissions },
   listeners: ChildListeners,
 ): ChildHandle {
-  if (options.daemon) {
+  // Only a Web Worker takes its own permissions, and it holds the event loop even as a daemon.
+  if (options.daemon && options.permissions === undefined) {
     return startNodeWorker(new URL("./_child_main.ts", import.meta.url), options, listeners);
   }
-  const worker = new Worker(childEntry, { type: "module", name: options.name });
+  const worker = new Worker(childEntry, {
+    type: "module",
+    name: options.name,
+    ...(options.permissions ? { deno: { permissions: options.permissions } } : {}),
+  });
   let exited = false;
   // A Web Worker has no exit event: the exits are the ones that the parent causes or sees.
   const exit = (exitCode: number) => {

@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { CHILD_PROCESS_FLAG, type ChildHandle, type ChildListeners } from "./_protocol.ts";
 import { startNodeWorker } from "./_node_worker.ts";
 import { type ChildCommandOptions, moduleReadScope } from "./_permissions.ts";
-import type { ChildPermissions } from "./permissions.ts";
+import type { ChildPermissions, PermissionsOption } from "./permissions.ts";
 
 /** URL of the script that the user ran, which children re-import to find exported targets. */
 export function mainModuleUrl(): string | undefined {
@@ -97,9 +97,33 @@ function permissionFlags(permissions: "none" | ChildPermissions): string[] {
   return flags;
 }
 
+/**
+ * Permissions for one worker thread, as the runtime's workers take them: a grant per kind.
+ */
+export type WorkerPermissions = Record<string, boolean | string[]>;
+
+/**
+ * Turns a thread's `permissions` option into what a worker takes. Node's permission model covers
+ * a whole process: its workers hold exactly what the process holds, so only `"inherit"` is valid.
+ *
+ * @returns Undefined for `"inherit"`: the worker holds what the parent holds.
+ * @throws {TypeError} For any other value.
+ */
+export function threadPermissions(
+  value: PermissionsOption | undefined,
+  what: string,
+): WorkerPermissions | undefined {
+  if (value === undefined || value === "inherit") return undefined;
+  throw new TypeError(
+    `${what} 'permissions' are not supported on Node: its permission model covers a whole process, not one worker thread; run the target in a Process with 'permissions' (received ${
+      JSON.stringify(value)
+    })`,
+  );
+}
+
 /** Starts a worker thread running the child entry. */
 export function startThread(
-  options: { daemon: boolean; name: string; maxHeapMb?: number },
+  options: { daemon: boolean; name: string; maxHeapMb?: number; permissions?: WorkerPermissions },
   listeners: ChildListeners,
 ): ChildHandle {
   return startNodeWorker(childEntry, options, listeners);

@@ -33,7 +33,13 @@ import {
 } from "./_protocol.ts";
 import { describeTarget } from "./_target.ts";
 import { unrefTimer } from "./_platform.deno.ts";
-import { BrokenPoolError, CancelledError, TimeoutError, WorkerCrashedError } from "./errors.ts";
+import {
+  BrokenPoolError,
+  CancelledError,
+  OutOfMemoryError,
+  TimeoutError,
+  WorkerCrashedError,
+} from "./errors.ts";
 import type { FutureTask } from "./future.ts";
 import { isTransfer } from "./_transfer_marker.ts";
 
@@ -96,6 +102,8 @@ export interface EngineOptions {
   maxQueue?: number;
   idleTimeoutMs?: number;
   onCrash: "respawn" | "break";
+  /** The workers' heap limit, to tell an out-of-memory death from other crashes. */
+  maxHeapMb?: number;
 }
 
 const QUEUED = 0;
@@ -754,8 +762,16 @@ export class PoolEngine {
     const tasks = worker.inflight.drain();
     if (this.#state === "terminated" || this.#state === "broken") return;
     const signal = signalName(exitCode);
-    const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
-    const crash = new WorkerCrashedError(
+    // V8 ends a process over its heap limit with SIGTRAP or SIGABRT; a Node thread reports it.
+    const outOfMemory = worker.error instanceof OutOfMemoryError ||
+      (!this.options.threads && this.options.maxHeapMb !== undefined &&
+        (exitCode === -5 || exitCode === -6));
+    const how = outOfMemory
+      ? `ran out of memory under 'maxHeapMb' ${this.options.maxHeapMb}`
+      : signal
+      ? `was killed by ${signal}`
+      : `exited with code ${exitCode}`;
+    const crash = new (outOfMemory ? OutOfMemoryError : WorkerCrashedError)(
       `Worker '${worker.name}' of ${this.options.name} ${how}${
         running ? " while it ran a task" : ""
       }`,

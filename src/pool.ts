@@ -6,7 +6,15 @@
  */
 import { describeValue, TaskMode } from "./_protocol.ts";
 import { PoolEngine, targetEntry, type Task } from "./_pool_engine.ts";
-import { availableCpus, startThread } from "./_platform.deno.ts";
+import {
+  availableCpus,
+  childProcessCommand,
+  startThread,
+  threadHeapLimits,
+  threadPermissions,
+} from "./_platform.deno.ts";
+import { checkMaxHeapMb, checkPermissions } from "./_permissions.ts";
+import type { PermissionsOption } from "./permissions.ts";
 import {
   checkStartMethod,
   defaultStartMethod,
@@ -50,6 +58,20 @@ export interface ThreadPoolOptions {
   onCrash?: "respawn" | "break";
   /** A name for messages; defaults to `ThreadPool-1`, `Pool-2`, … */
   name?: string;
+  /**
+   * What each worker may do, as `Process`'s and `Thread`'s `permissions`: `"inherit"` (the
+   * default), `"none"`, or grants kind by kind, never more than the parent holds. For a
+   * `ThreadPool`, Deno only and under `--unstable-worker-options`; such workers are Web Workers,
+   * which hold the program open, so idle ones stop after `idleTimeoutMs` (1000 by default) for a
+   * pool that is never closed to let the program end.
+   */
+  permissions?: PermissionsOption;
+  /**
+   * A limit on each worker's heap, in megabytes. A task whose worker dies of it rejects with an
+   * `OutOfMemoryError`, and the worker is replaced. A `ThreadPool` takes it on Node only, as
+   * `Thread` does.
+   */
+  maxHeapMb?: number;
 }
 
 /** Options for {@linkcode Pool}. */
@@ -224,19 +246,33 @@ export abstract class BasePool {
     const initializer = o.initializer === undefined
       ? undefined
       : targetEntry(o.initializer, this.#module, `${kind} 'initializer'`).spec;
+    const permissionsOption = checkPermissions(o.permissions, kind);
+    const maxHeapMb = checkMaxHeapMb(o.maxHeapMb, kind);
     let launch;
     let name;
+    let idleTimeout = idleTimeoutMs;
     if (kind === "ThreadPool") {
+      if (maxHeapMb !== undefined && !threadHeapLimits) {
+        throw new TypeError(
+          `ThreadPool 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; use a Pool with 'maxHeapMb' instead (received ${maxHeapMb})`,
+        );
+      }
+      const permissions = threadPermissions(permissionsOption, kind);
+      // Workers with permissions of their own cannot let go of the event loop.
+      if (permissions !== undefined) idleTimeout ??= 1000;
       name = o.name ?? `ThreadPool-${++threadPoolCount}`;
       launch = (workerName: string, listeners: Parameters<typeof startThread>[1]) =>
-        startThread({ daemon: true, name: workerName }, listeners);
+        startThread({ daemon: true, name: workerName, maxHeapMb, permissions }, listeners);
     } else {
       name = o.name ?? `Pool-${++processPoolCount}`;
       const method = o.startMethod === undefined
         ? defaultStartMethod()
         : checkStartMethod(o.startMethod, "Pool 'startMethod'");
+      const command = { permissions: permissionsOption, maxHeapMb };
+      // Asking for more than the parent holds is an error now rather than at the first task.
+      childProcessCommand(command);
       launch = (_workerName: string, listeners: Parameters<typeof startThread>[1]) =>
-        launchProcess(method, { daemon: true, keepStderrTail: true }, listeners);
+        launchProcess(method, { daemon: true, keepStderrTail: true, command }, listeners);
     }
     this.#engine = new PoolEngine({
       kind,
@@ -248,8 +284,9 @@ export abstract class BasePool {
       initArgs: [...(o.initArgs ?? [])],
       maxTasksPerChild,
       maxQueue,
-      idleTimeoutMs,
+      idleTimeoutMs: idleTimeout,
       onCrash,
+      maxHeapMb,
     });
     this.#engine.startIdleSweep();
   }

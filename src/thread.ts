@@ -4,7 +4,9 @@
  * @module
  */
 import { Runner } from "./_runner.ts";
-import { startThread, threadHeapLimits } from "./_platform.deno.ts";
+import { startThread, threadHeapLimits, threadPermissions } from "./_platform.deno.ts";
+import { checkPermissions } from "./_permissions.ts";
+import type { PermissionsOption } from "./permissions.ts";
 
 /** Options for {@linkcode Thread}. */
 export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unknown> {
@@ -28,6 +30,15 @@ export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unkn
    * option throws there (use a `Process` with `maxHeapMb`).
    */
   maxHeapMb?: number;
+  /**
+   * What the worker may do: `"inherit"` (the default) gives it what the parent holds, `"none"`
+   * nothing beyond reading the modules that it imports, and an object grants kinds one by one,
+   * never more than the parent holds. Deno only, and only when Deno runs with
+   * `--unstable-worker-options` (a thread with its own permissions is a Web Worker, which keeps the
+   * program alive until it ends, even as a daemon). Node's permission model covers whole processes:
+   * use a `Process` there.
+   */
+  permissions?: PermissionsOption;
 }
 
 let threadCount = 0;
@@ -69,6 +80,8 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * self-contained, when `module` does not exist or does not export it, or when an option has the
    * wrong type.
    * @throws {TypeError} When `maxHeapMb` is given on a runtime whose workers take no heap limit.
+   * @throws {TypeError} When `permissions` is malformed, asks for more than the parent holds, or
+   * cannot be granted to a thread here (Node, or Deno without `--unstable-worker-options`).
    * @throws {RangeError} When `maxHeapMb` is not a positive integer.
    */
   constructor(options: ThreadOptions<Args, Result>) {
@@ -77,7 +90,16 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
         `Thread 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; run the target in a Process with 'maxHeapMb' instead (received ${options.maxHeapMb})`,
       );
     }
-    this.#runner = new Runner("Thread", options, `Thread-${++threadCount}`, startThread);
+    const permissions = threadPermissions(
+      checkPermissions(options?.permissions, "Thread"),
+      "Thread",
+    );
+    this.#runner = new Runner(
+      "Thread",
+      options,
+      `Thread-${++threadCount}`,
+      (launch, listeners) => startThread({ ...launch, permissions }, listeners),
+    );
   }
 
   /** The thread's name, for messages and error reports. */

@@ -27,6 +27,8 @@ export interface RunOptions {
   onStdout?: (text: string, kill: () => void) => void;
   /** Variables to set or replace in the child's environment. */
   env?: Record<string, string>;
+  /** Runtime flags before the script, in place of the default grant (see `scriptCommand`). */
+  runtimeFlags?: string[];
 }
 
 /** Runs a fixture script to its end and collects its output as bytes. */
@@ -35,7 +37,7 @@ export function runFixture(
   args: string[] = [],
   options: RunOptions = {},
 ): Promise<ScriptOutput> {
-  const { command, args: baseArgs } = scriptCommand(fixturePath(name));
+  const { command, args: baseArgs } = scriptCommand(fixturePath(name), options.runtimeFlags);
   return runToEnd(command, [...baseArgs, ...args], options);
 }
 

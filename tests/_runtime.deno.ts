@@ -9,13 +9,13 @@ export const moduleExtension = ".ts";
 
 /**
  * The command that runs a script as the user would. The grant is what spawning needs and no more:
- * no net permission, so that a channel that needed one would fail the test.
+ * no net permission, so that a channel that needed one would fail the test. `flags` replace it.
  */
-export function scriptCommand(path: string): { command: string; args: string[] } {
-  return {
-    command: Deno.execPath(),
-    args: ["run", "--quiet", "--allow-read", "--allow-env", "--allow-run", path],
-  };
+export function scriptCommand(
+  path: string,
+  flags: string[] = ["--allow-read", "--allow-env", "--allow-run"],
+): { command: string; args: string[] } {
+  return { command: Deno.execPath(), args: ["run", "--quiet", ...flags, path] };
 }
 
 /**

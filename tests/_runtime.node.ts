@@ -8,9 +8,12 @@ export const runtime: "deno" | "node" = "node";
 /** The extension that source modules have on this runtime. */
 export const moduleExtension = ".js";
 
-/** The command that runs a script as the user would. */
-export function scriptCommand(path: string): { command: string; args: string[] } {
-  return { command: process.execPath, args: [path] };
+/** The command that runs a script as the user would, with `flags` for Node before it. */
+export function scriptCommand(
+  path: string,
+  flags: string[] = [],
+): { command: string; args: string[] } {
+  return { command: process.execPath, args: [...flags, path] };
 }
 
 /** The command that runs the compiled `multiproc` CLI, as `npx multiproc` does. */

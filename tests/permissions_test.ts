@@ -5,13 +5,21 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
-import { getContext, OutOfMemoryError, Process, Thread, WorkerCrashedError } from "../mod.ts";
+import {
+  getContext,
+  OutOfMemoryError,
+  Pool,
+  Process,
+  Thread,
+  ThreadPool,
+  WorkerCrashedError,
+} from "../mod.ts";
 import { runtime } from "./_runtime.deno.ts";
 import { runFixture } from "./_helpers.ts";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exhaustHeap, readLength, targetsUrl } from "./fixtures/targets.ts";
+import { add, exhaustHeap, readLength, targetsUrl } from "./fixtures/targets.ts";
 
 // Two files outside the project, which a child may read only when granted.
 const scratch = mkdtempSync(join(tmpdir(), "multiproc-permissions-"));
@@ -43,6 +51,41 @@ for (const method of ["spawn", "forkserver"] as const) {
     await child.join();
     assertEquals(child.exitCode, 1);
     assert(deniedRead(child.error), `expected a permission error, got ${child.error}`);
+  });
+
+  test("Pool permissions grant the listed paths to every worker and nothing else", async () => {
+    await using pool = new Pool({
+      size: 2,
+      startMethod: method,
+      module: targetsUrl,
+      permissions: { read: [inside] },
+    });
+    const [granted, refused] = await Promise.allSettled([
+      pool.apply(readLength, [inside]),
+      pool.apply(readLength, [outside]),
+    ]);
+    assertEquals(granted.status === "fulfilled" && granted.value, "for the child".length);
+    assert(
+      refused.status === "rejected" && deniedRead(refused.reason),
+      `expected a permission error, got ${JSON.stringify(refused)}`,
+    );
+    // A refusal is the task's error, not a crash: the pool goes on.
+    assertEquals(await pool.apply(readLength, [inside]), "for the child".length);
+  });
+
+  test("Pool over its maxHeapMb rejects the task with an OutOfMemoryError and goes on", async () => {
+    await using pool = new Pool({
+      size: 1,
+      startMethod: method,
+      module: targetsUrl,
+      maxHeapMb: 32,
+    });
+    const error = await pool.apply(exhaustHeap).then(() => undefined, (e: Error) => e);
+    assertInstanceOf(error, OutOfMemoryError);
+    assertInstanceOf(error, WorkerCrashedError);
+    assertStringIncludes(error.message, "out of memory");
+    assert(error.exitCode === -5 || error.exitCode === -6, `exit code ${error.exitCode}`);
+    assertEquals(await pool.apply(add, [2, 3]), 5);
   });
 
   test("Process permissions grant the listed paths and nothing else", async () => {
@@ -89,8 +132,10 @@ Deno.test({
   fn: async () => {
     const out = await runFixture("permission_probe");
     assertEquals(out.code, 0, out.stderrText);
-    assertStringIncludes(out.stdoutText, "TypeError: Process 'permissions.net' asks for more");
-    assertStringIncludes(out.stdoutText, "--allow-net");
+    const [process, pool] = out.stdoutText.trim().split("\n");
+    assertStringIncludes(process, "TypeError: Process 'permissions.net' asks for more");
+    assertStringIncludes(process, "--allow-net");
+    assertStringIncludes(pool, "TypeError: Process 'permissions.net' asks for more");
   },
 });
 
@@ -144,6 +189,97 @@ Deno.test({
     assertEquals(thread.exitCode, 1);
     assertInstanceOf(thread.error, OutOfMemoryError);
     assertStringIncludes(thread.error.message, "out of memory");
+  },
+});
+
+Deno.test({
+  name: "ThreadPool over its maxHeapMb rejects the task with an OutOfMemoryError on Node",
+  ignore: runtime !== "node",
+  fn: async () => {
+    await using pool = new ThreadPool({ size: 1, module: targetsUrl, maxHeapMb: 32 });
+    const error = await pool.apply(exhaustHeap).then(() => undefined, (e: Error) => e);
+    assertInstanceOf(error, OutOfMemoryError);
+    assertStringIncludes(error.message, "out of memory");
+    assertEquals(await pool.apply(add, [2, 3]), 5);
+  },
+});
+
+Deno.test({
+  name: "ThreadPool with maxHeapMb is refused on Deno, whose workers take no heap limit",
+  ignore: runtime !== "deno",
+  fn: () => {
+    assertThrows(() => new ThreadPool({ maxHeapMb: 32 }), TypeError, "use a Pool with 'maxHeapMb'");
+  },
+});
+
+interface ThreadCase {
+  case: string;
+  value?: unknown;
+  error?: string;
+}
+
+async function runThreadPermissions(flags: string[]): Promise<Map<string, ThreadCase>> {
+  const out = await runFixture("thread_permissions", [inside, outside], { runtimeFlags: flags });
+  // The pool in the fixture is never closed: the script must still end by itself.
+  assertEquals(out.code, 0, out.stderrText);
+  assertStringIncludes(out.stdoutText, "END");
+  const cases = out.stdoutText.split("\n").filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as ThreadCase);
+  return new Map(cases.map((c) => [c.case, c]));
+}
+
+for (
+  const [how, flags] of [
+    ["--allow-all", ["--unstable-worker-options", "--allow-all"]],
+    ["--allow-run", ["--unstable-worker-options", "--allow-read", "--allow-env", "--allow-run"]],
+  ] as const
+) {
+  Deno.test({
+    name: `Thread and ThreadPool permissions hold under --unstable-worker-options (with ${how})`,
+    ignore: runtime !== "deno",
+    fn: async () => {
+      const cases = await runThreadPermissions([...flags]);
+      const refusal = "NotCapable: Requires read access";
+      assertStringIncludes(cases.get("none")?.error ?? "", refusal);
+      assertEquals(cases.get("listed")?.value, "for the child".length);
+      assertStringIncludes(cases.get("unlisted")?.error ?? "", refusal);
+      assertEquals(cases.get("inherit")?.value, "not for the child".length);
+      assertEquals(cases.get("pool listed")?.value, "for the child".length);
+      assertStringIncludes(cases.get("pool unlisted")?.error ?? "", refusal);
+    },
+  });
+}
+
+Deno.test({
+  name: "Thread and ThreadPool permissions without --unstable-worker-options name the flag",
+  ignore: runtime !== "deno",
+  fn: async () => {
+    // Deno would end the whole process if a worker asked without the flag: the error comes first.
+    const cases = await runThreadPermissions(["--allow-read", "--allow-env", "--allow-run"]);
+    for (const name of ["none", "listed", "unlisted", "pool"]) {
+      assertStringIncludes(cases.get(name)?.error ?? "", "TypeError:");
+      assertStringIncludes(cases.get(name)?.error ?? "", "--unstable-worker-options");
+    }
+    assertEquals(cases.get("inherit")?.value, "not for the child".length);
+  },
+});
+
+Deno.test({
+  name: "Thread and ThreadPool permissions are refused on Node, whose model is per process",
+  ignore: runtime !== "node",
+  fn: () => {
+    assertThrows(
+      () => new Thread({ target: () => 1, permissions: "none" }),
+      TypeError,
+      "run the target in a Process",
+    );
+    assertThrows(
+      () => new ThreadPool({ permissions: { read: ["/tmp"] } }),
+      TypeError,
+      "not supported on Node",
+    );
+    // "inherit" is what a Node worker has anyway.
+    new Thread({ target: () => 1, permissions: "inherit" });
   },
 });
 
