@@ -16,6 +16,7 @@ import {
   TimeoutError,
   WorkerCrashedError,
 } from "./errors.ts";
+import { runtimeErrorClasses } from "./_runtime_errors.deno.ts";
 
 /**
  * Objects moved rather than copied to a worker (array buffers, message ports). The runtime's own
@@ -192,7 +193,8 @@ export interface SerializedError {
 // Only the prototype is used: errors are rebuilt without calling their constructors. Built on first
 // use, so that errors.ts may import this module without a cycle that reads its classes too early.
 let knownErrors: Record<string, { prototype: Error }> | undefined;
-const builtInErrors = () => ({
+const builtInErrors = (): Record<string, { prototype: Error }> => ({
+  ...runtimeErrorClasses(),
   Error,
   TypeError,
   RangeError,

@@ -123,6 +123,10 @@ Deno.test({
     await child.join();
     assertEquals(child.exitCode, 1);
     assertEquals(child.error?.name, "NotCapable");
+    // Rebuilt as the runtime's own class, so that `instanceof` works as in the child.
+    const errors = (globalThis as { Deno?: { errors: Record<string, new () => Error> } }).Deno!
+      .errors;
+    assertInstanceOf(child.error, errors.NotCapable);
   },
 });
 

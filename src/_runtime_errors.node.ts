@@ -1,0 +1,12 @@
+/**
+ * The runtime's own error classes, so that an error that crosses from a child comes back as one of
+ * them. Node's system errors are plain `Error`s with a `code`, which crosses as a field: there are
+ * none to add. Its sibling `_runtime_errors.deno.ts` has identical exports.
+ *
+ * @module
+ */
+
+/** The runtime's error classes by name. */
+export function runtimeErrorClasses(): Record<string, { prototype: Error }> {
+  return {};
+}
