@@ -11,9 +11,11 @@ import {
   type ParentMessage,
   type RunMessage,
   serializeError,
+  type TransferList,
 } from "./_protocol.ts";
 import { resolveTarget } from "./_target_resolve.ts";
 import { PoolChild } from "./_pool_child.ts";
+import { isTransfer } from "./_transfer_marker.ts";
 import { type BrokerReplyMessage, decodeArgs, handleBrokerReply, settleTask } from "./_revive.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
@@ -86,10 +88,16 @@ async function runOnce(run: RunMessage): Promise<void> {
     await reportError(run.name, error);
     return;
   }
+  // A result wrapped with transfer() moves its buffers to a parent thread instead of copying.
+  let transfers: TransferList | undefined;
+  if (isTransfer(value)) {
+    transfers = link.kind === "thread" ? value.list : undefined;
+    value = value.value;
+  }
   const bad = findUncloneableArgument([value]);
   try {
     if (bad) throw new TypeError(`${describeValue(bad.culprit)} is not cloneable`);
-    await link.send({ type: "result", value });
+    await link.send({ type: "result", value }, transfers);
   } catch (error) {
     const where = bad?.path ? ` (at ${bad.path})` : "";
     await reportError(

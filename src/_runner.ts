@@ -12,6 +12,7 @@ import {
   deserializeError,
   findUncloneableArgument,
   type TargetSpec,
+  type TransferList,
 } from "./_protocol.ts";
 import { describeTarget } from "./_target.ts";
 import { checkMaxHeapMb } from "./_permissions.ts";
@@ -19,6 +20,7 @@ import { OutOfMemoryError } from "./errors.ts";
 import { allocateOwnerId } from "./_atomics.ts";
 import { childExited, handleBrokerMessage } from "./_broker.ts";
 import { encodeArgs } from "./_revive.ts";
+import { isTransfer } from "./_transfer_marker.ts";
 
 /** Options shared by `Thread` and `Process`. */
 export interface RunnerOptions {
@@ -117,7 +119,14 @@ export class Runner {
       throw new Error(`${this.kind} '${this.name}' can only be started once`);
     }
     const ownerId = allocateOwnerId();
-    const args = encodeArgs(this.#args, {
+    // Arguments wrapped with transfer() move to a thread; a process gets a copy either way.
+    const transfers: object[] = [];
+    const unwrapped = this.#args.map((arg) => {
+      if (!isTransfer(arg)) return arg;
+      if (this.kind === "Thread") transfers.push(...arg.list);
+      return arg.value;
+    });
+    const args = encodeArgs(unwrapped, {
       destination: this.kind === "Thread" ? "thread" : "process",
       ownerId,
     });
@@ -154,7 +163,10 @@ export class Runner {
     }
     this.#child = child;
     try {
-      child.send({ type: "run", target: this.#target, args, name: this.name });
+      child.send(
+        { type: "run", target: this.#target, args, name: this.name },
+        transfers.length > 0 ? transfers as TransferList : undefined,
+      );
     } catch (error) {
       // Values that the walk lets through but the runtime still refuses, such as host objects.
       this.#child = undefined;

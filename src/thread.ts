@@ -16,7 +16,10 @@ export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unkn
    * self-contained, using only its parameters and globals, and is sent as source text.
    */
   target: (...args: Args) => Result;
-  /** Arguments for `target`; each must be cloneable with structured clone. */
+  /**
+   * Arguments for `target`; each must be cloneable with structured clone. Wrap one with
+   * `transfer()` to move its buffers to the worker instead of copying them.
+   */
   args?: Args;
   /** A name for messages and error reports; defaults to `Thread-1`, `Thread-2`, … */
   name?: string;

@@ -11,8 +11,10 @@ import { TRANSFER, type TransferMarker } from "./_transfer_marker.ts";
  * other side instead of being copied: zero-copy between threads, where the sender's buffers become
  * detached (length 0). Between processes everything is copied and the list is ignored.
  *
- * Wrap a whole argument: `pool.apply(fn, [transfer(buffer, [buffer])])`. Inside the value, the
- * buffers may sit anywhere (a typed array's `.buffer`, a field of an object).
+ * Wrap a whole argument: `pool.apply(fn, [transfer(buffer, [buffer])])` or
+ * `new Thread({ target, args: [transfer(buffer, [buffer])] })`; a target returns
+ * `transfer(result, [result.buffer])` to move its result back. Inside the value, the buffers may
+ * sit anywhere (a typed array's `.buffer`, a field of an object).
  *
  * @param value The argument or return value.
  * @param transferables The `ArrayBuffer`s and `MessagePort`s inside `value` to move.

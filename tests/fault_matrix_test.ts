@@ -6,9 +6,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { readdirSync } from "node:fs";
 import process from "node:process";
-import { getContext, Thread } from "../mod.ts";
+import { getContext, Thread, transfer } from "../mod.ts";
 import { isPidAlive, waitUntil } from "./_helpers.ts";
-import { echoLarge, forever, targetsUrl } from "./fixtures/targets.ts";
+import { echoLarge, forever, markAndReturnMoved, targetsUrl } from "./fixtures/targets.ts";
 
 // Forkserver spares outlive each test by design; they are stopped when the test run exits.
 const test = (name: string, fn: () => Promise<void>) =>
@@ -47,6 +47,38 @@ test("Thread takes a 100 MB argument and returns a 100 MB result", async () => {
   await thread.join();
   assertEquals(thread.exitCode, 0, String(thread.error));
   assertEquals((thread.result as Uint8Array).length, big.length);
+});
+
+test("Thread moves a transferred 100 MB argument and result instead of copying them", async () => {
+  const big = new Uint8Array(100 * 1024 * 1024).fill(1);
+  const thread = new Thread({
+    target: markAndReturnMoved,
+    args: [transfer(big, [big.buffer])],
+    module: targetsUrl,
+  });
+  thread.start();
+  // Moved: the parent's buffer is detached at once.
+  assertEquals(big.byteLength, 0);
+  await thread.join();
+  assertEquals(thread.exitCode, 0, String(thread.error));
+  const result = thread.result as Uint8Array;
+  assertEquals(result.length, 100 * 1024 * 1024);
+  assertEquals([result[0], result[1], result[result.length - 1]], [9, 1, 1]);
+});
+
+test("Process takes a transfer() argument as a copy", async () => {
+  const bytes = new Uint8Array([1, 2, 3]);
+  const child = new (getContext("spawn").Process)({
+    target: markAndReturnMoved,
+    args: [transfer(bytes, [bytes.buffer])],
+    module: targetsUrl,
+  });
+  child.start();
+  await child.join();
+  assertEquals(child.exitCode, 0, String(child.error));
+  // A process cannot share the buffer: the parent keeps its own, the child sends back its copy.
+  assertEquals([...bytes], [1, 2, 3]);
+  assertEquals([...(child.result as Uint8Array)], [9, 2, 3]);
 });
 
 function openDescriptors(): number {
