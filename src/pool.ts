@@ -44,8 +44,9 @@ export interface ThreadPoolOptions {
   /** After this many tasks a worker is replaced by a fresh one, as Python's `maxtasksperchild`. */
   maxTasksPerChild?: number;
   /**
-   * How many tasks may wait in the queue. Beyond it, tasks wait outside the queue, in order, and
-   * `map`/`imap` stop pulling their input until there is room again: memory stays bounded.
+   * How many tasks may wait in the queue. Beyond it, tasks wait outside the queue, in order;
+   * `map`/`imap` stop pulling their input until there is room again, and a producer that calls
+   * `submit()` keeps memory bounded by awaiting `waitForRoom()` first.
    */
   maxQueue?: number;
   /** Stop a worker that has been idle for this long; the pool starts a new one when needed. */
@@ -766,6 +767,33 @@ export abstract class BasePool {
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
     await this.join();
+  }
+
+  /**
+   * Waits until the queue has room for another task under `maxQueue`. `submit()` and `apply()`
+   * never wait: past `maxQueue` their tasks wait outside the queue, without a bound. A producer
+   * that awaits this before each of them keeps memory bounded, as `map` and `imap` do by
+   * themselves.
+   *
+   * @returns A promise that resolves when there is room (at once without `maxQueue`), or when the
+   * pool no longer takes tasks; the next `submit()` then throws and says why.
+   * @example Feed a pool no faster than it works
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 2, maxQueue: 4 });
+   * const futures = [];
+   * for (let i = 0; i < 20; i++) {
+   *   await pool.waitForRoom();
+   *   futures.push(pool.submit((n: number) => n * n, [i]));
+   *   console.assert(pool.stats().queueLength <= 4);
+   * }
+   * const squares = await Promise.all(futures);
+   * console.log(squares.at(-1)); // 361
+   * ```
+   */
+  waitForRoom(): Promise<void> {
+    return this.#engine.room();
   }
 
   /**

@@ -332,6 +332,23 @@ for (const kind of kinds) {
     }
   });
 
+  register(kind, ".waitForRoom() holds a submit loop within maxQueue", async () => {
+    await using pool = make({ size: 1, maxQueue: 3 });
+    const futures = [];
+    let peak = 0;
+    for (let i = 0; i < 30; i++) {
+      await pool.waitForRoom();
+      futures.push(pool.submit(delayed, [i, 1]));
+      peak = Math.max(peak, pool.stats().queueLength);
+    }
+    assert(peak <= 3, `the queue held ${peak} tasks`);
+    assertEquals(await Promise.all(futures), Array.from({ length: 30 }, (_, i) => i));
+    // A closed pool takes no tasks: waiting for room ends at once, and submit() says why.
+    pool.close();
+    await pool.waitForRoom();
+    assertThrows(() => pool.submit(add, [1, 2]));
+  });
+
   register(kind, " with maxQueue keeps the queue bounded and runs every task", async () => {
     await using pool = make({ size: 1, maxQueue: 4 });
     const futures = Array.from({ length: 40 }, (_, i) => pool.submit(delayed, [i, 1]));

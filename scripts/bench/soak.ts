@@ -17,10 +17,10 @@
  *     node npm/soak.mjs [flags as above]
  *
  * `submit()` returns its future at once and never waits: beyond `maxQueue`, tasks wait outside the
- * queue, and that overflow has no bound. So the producer keeps at most `--window` tasks outstanding
- * (submitted and not settled; `2 * maxQueue` by default, so that the overflow is used too) and waits
- * for settlements before it submits more. The peak queue length (`stats().queueLength`, queue and
- * overflow) shows the bound.
+ * queue, and that overflow has no bound. So the producer awaits `pool.waitForRoom()` before each
+ * `submit()`, as a real one must. `--window N` adds a cap of its own on tasks outstanding
+ * (submitted and not settled); by default there is none. The peak queue length
+ * (`stats().queueLength`) shows the bound.
  *
  * With `--v8-flags=--expose-gc` (Deno) or `--expose-gc` (Node), the parent's heap in use at the end is
  * measured after a GC: tasks that the pool kept would show there.
@@ -152,6 +152,8 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
   let submitted = 0;
   let wake: (() => void) | undefined;
   let stalled = false;
+  let reportStall!: () => void;
+  const stall = new Promise<void>((resolve) => reportStall = resolve);
   let lastProgress = performance.now();
 
   const record = (i: number, ok: boolean, value: unknown) => {
@@ -196,6 +198,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
         }`,
       );
       wake?.();
+      reportStall();
     }
   }, 100);
 
@@ -206,6 +209,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       while (outstanding >= window && !stalled) {
         await new Promise<void>((resolve) => wake = resolve);
       }
+      await Promise.race([pool.waitForRoom(), stall]);
       if (stalled) break;
       outstanding++;
       submitted++;
@@ -392,7 +396,7 @@ if (isMain()) {
     tasks: positive("tasks", args.tasks)!,
     size: positive("size", args.size),
     maxQueue,
-    window: positive("window", args.window) ?? 2 * maxQueue,
+    window: positive("window", args.window) ?? Infinity,
     failEvery: positive("fail-every", args["fail-every"])!,
     stallSeconds: positive("stall-s", args["stall-s"]) ?? 60,
     progress: (line: string) => console.error(line),
@@ -404,7 +408,9 @@ if (isMain()) {
     console.log(JSON.stringify({ runtime: runtimeName(), pass, results }, null, 2));
   } else {
     console.log(
-      `Soak: ${runtimeName()}, ${process.platform} ${process.arch}, max queue ${maxQueue}, window ${common.window}, every ${common.failEvery}th task fails`,
+      `Soak: ${runtimeName()}, ${process.platform} ${process.arch}, max queue ${maxQueue}, window ${
+        Number.isFinite(common.window) ? common.window : "none"
+      }, every ${common.failEvery}th task fails`,
     );
     printResults(results);
     console.log(`\n${pass ? "PASS" : "FAIL"}`);
