@@ -12,7 +12,15 @@ import {
   assertThrows,
 } from "@std/assert";
 import { type Process, Thread, type ThreadOptions } from "../mod.ts";
-import { add, delayed, fail, forever, targetsUrl, unsendable } from "./fixtures/targets.ts";
+import {
+  add,
+  delayed,
+  fail,
+  forever,
+  spinForever,
+  targetsUrl,
+  unsendable,
+} from "./fixtures/targets.ts";
 
 type Kind = typeof Thread | typeof Process;
 // deno-lint-ignore no-explicit-any
@@ -85,6 +93,17 @@ export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
     assert(Date.now() - started >= 150, "join returned before its timeout");
     assert(worker.isAlive());
     assertEquals(worker.exitCode, null);
+    worker.terminate();
+    await worker.join();
+    assertEquals(worker.exitCode, -15);
+    assert(!worker.isAlive());
+  });
+
+  test(`${kind} stuck in a synchronous endless loop is ended by terminate()`, async () => {
+    const worker = make({ target: spinForever, module: targetsUrl });
+    worker.start();
+    await worker.join(300);
+    assert(worker.isAlive(), "the loop ended by itself");
     worker.terminate();
     await worker.join();
     assertEquals(worker.exitCode, -15);
