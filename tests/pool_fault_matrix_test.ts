@@ -37,6 +37,7 @@ import {
   returnFunction,
   returnSymbol,
   spinForever,
+  sumOnNestedThreadPool,
   throwPoolTaskError,
   workerIdentity,
 } from "./fixtures/pool_faults.ts";
@@ -213,6 +214,14 @@ for (const kind of kinds) {
         assertEquals(await pool.apply(add, [1, 2], onTargets), 3);
       },
     );
+  }
+
+  if (kind.processes) {
+    // A thread started in a child process inherits its command line, which marks a child process.
+    register(kind, "a ThreadPool inside a worker process runs its own tasks", async () => {
+      await using pool = make({ size: 1 });
+      assertEquals(await pool.apply(sumOnNestedThreadPool, [[1, 2, 3, 4]]), 20);
+    });
   }
 
   register(
