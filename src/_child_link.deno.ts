@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CHILD_PROCESS_FLAG, type ParentLink } from "./_protocol.ts";
+import type { ParentLink } from "./_protocol.ts";
 
 interface WorkerScope {
   postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;
@@ -19,11 +19,16 @@ export async function connectToParent(): Promise<ParentLink> {
   if ("WorkerGlobalScope" in globalThis) {
     return connectViaWorkerScope(globalThis as unknown as WorkerScope);
   }
-  const { connectViaIpc, connectViaPort } = await import("./_node_links.ts");
-  // A child process is told so on its command line, which spares it node:worker_threads.
-  if (Deno.args.includes(CHILD_PROCESS_FLAG)) return connectViaIpc();
-  const { parentPort } = await import("node:worker_threads");
-  return parentPort ? connectViaPort(parentPort) : connectViaIpc();
+  // A node:worker_threads worker has a worker's global scope too, without the name. Its messages
+  // are read there rather than through parentPort, whose listener walks each message (a typed
+  // array element by element: minutes for 100 MB). This comes before the command-line flag,
+  // which a worker inherits from the child process that started it.
+  if (typeof (globalThis as Partial<WorkerScope>).postMessage === "function") {
+    return connectViaNodeWorkerScope(globalThis as unknown as NodeWorkerScope);
+  }
+  // Otherwise this is a child process, started with an IPC channel.
+  const { connectViaIpc } = await import("./_node_links.ts");
+  return connectViaIpc();
 }
 
 function connectViaWorkerScope(scope: WorkerScope): ParentLink {
@@ -47,6 +52,24 @@ function connectViaWorkerScope(scope: WorkerScope): ParentLink {
       scope.postMessage(message, { transfer: (transfer ?? []) as Transferable[] });
       return Promise.resolve();
     },
+    finish: () => {},
+  };
+}
+
+interface NodeWorkerScope {
+  postMessage(message: unknown, transfer: Transferable[]): void;
+  addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+}
+
+function connectViaNodeWorkerScope(scope: NodeWorkerScope): ParentLink {
+  return {
+    kind: "thread",
+    onMessage: (listener) => scope.addEventListener("message", (event) => listener(event.data)),
+    send: (message, transfer) => {
+      scope.postMessage(message, (transfer ?? []) as Transferable[]);
+      return Promise.resolve();
+    },
+    // The parent stops the worker once it has the outcome.
     finish: () => {},
   };
 }

@@ -222,7 +222,12 @@ export class PoolChild {
       for (const item of value.list) this.#transfers.push(item);
       value = value.value;
     }
-    if (typeof value === "object" && value !== null) {
+    // A bare function or symbol is checked too: handed to Deno's IPC channel, a value that cannot
+    // be cloned corrupts the channel instead of failing the send, and the task never settles.
+    if (
+      (typeof value === "object" && value !== null) || typeof value === "function" ||
+      typeof value === "symbol"
+    ) {
       const bad = findUncloneableArgument([value]);
       if (bad) {
         const where = bad.path ? ` (at ${bad.path})` : "";

@@ -183,8 +183,12 @@ export function decodeArgs(args: unknown[], link: ParentLink): unknown[] | Promi
 
 function containsEncoded(value: object): boolean {
   if (isEncoded(value)) return true;
-  const items = Array.isArray(value) ? value : Object.values(value);
-  return items.some(isEncoded);
+  if (Array.isArray(value)) return value.some(isEncoded);
+  // Only plain objects hold encoded ones, as encodeValue() makes them; Object.values() of a typed
+  // array would copy every element first (seconds for 100 MB).
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value).some(isEncoded);
 }
 
 function decodeValue(value: unknown, link: ParentLink, descend: boolean): unknown {
