@@ -152,8 +152,6 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
   let submitted = 0;
   let wake: (() => void) | undefined;
   let stalled = false;
-  let reportStall!: () => void;
-  const stall = new Promise<void>((resolve) => reportStall = resolve);
   let lastProgress = performance.now();
 
   const record = (i: number, ok: boolean, value: unknown) => {
@@ -198,7 +196,8 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
         }`,
       );
       wake?.();
-      reportStall();
+      // A producer waiting for room would wait for ever; a terminated pool has none to give.
+      pool.terminate();
     }
   }, 100);
 
@@ -209,7 +208,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       while (outstanding >= window && !stalled) {
         await new Promise<void>((resolve) => wake = resolve);
       }
-      await Promise.race([pool.waitForRoom(), stall]);
+      await pool.waitForRoom();
       if (stalled) break;
       outstanding++;
       submitted++;
