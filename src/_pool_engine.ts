@@ -734,10 +734,10 @@ export class PoolEngine {
     if (this.#queued > 0) this.#scheduleDispatch();
   }
 
-  #removeWorker(worker: PoolWorker): void {
+  #removeWorker(worker: PoolWorker, finish = true): void {
     const index = this.#workers.indexOf(worker);
     if (index >= 0) this.#workers.splice(index, 1);
-    this.#maybeFinish();
+    if (finish) this.#maybeFinish();
   }
 
   #onExit(worker: PoolWorker, exitCode: number): void {
@@ -746,13 +746,18 @@ export class PoolEngine {
     if (worker.exited) return;
     worker.exited = true;
     worker.accepting = false;
-    this.#removeWorker(worker);
+    // join() is told only once the worker's tasks are settled or back in the queue: after
+    // close(), no worker and an empty queue in between would let it resolve with tasks pending.
+    this.#removeWorker(worker, false);
     // A worker that never finished a task may have died starting up: its first task takes the
     // blame, so that a worker that cannot start at all fails tasks instead of respawning forever.
     const running = worker.runningTask() ??
       (worker.reported ? undefined : worker.inflight.at(0));
     const tasks = worker.inflight.drain();
-    if (this.#state === "terminated" || this.#state === "broken") return;
+    if (this.#state === "terminated" || this.#state === "broken") {
+      this.#maybeFinish();
+      return;
+    }
     const signal = signalName(exitCode);
     const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
     const crash = new WorkerCrashedError(
@@ -777,6 +782,7 @@ export class PoolEngine {
     }
     if (running) this.#settle(running, false, crash);
     this.#requeue(tasks.filter((task) => task !== running));
+    this.#maybeFinish();
   }
 
   /** Every pending task rejects with `error`, every worker stops, and no task is taken again. */

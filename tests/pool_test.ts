@@ -212,6 +212,21 @@ for (const kind of kinds) {
     assertEquals(await Promise.all(after), [4, 6]);
   });
 
+  register(
+    kind,
+    ".join() after close() waits for the tasks that a crashed worker held",
+    async () => {
+      const pool = make({ size: 1 });
+      const crashing = pool.submit(exitWith, [1]);
+      const after = pool.submit(add, [2, 3]);
+      pool.close();
+      await pool.join();
+      assert(crashing.done() && after.done(), "join() returned with a task pending");
+      await assertRejects(() => crashing, WorkerCrashedError);
+      assertEquals(await after, 5);
+    },
+  );
+
   register(kind, " does not reject anything for an error thrown outside a task", async () => {
     await using pool = make({ size: 1 });
     assertEquals(await pool.apply(throwLater), 1);
