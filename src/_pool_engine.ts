@@ -447,6 +447,13 @@ export class PoolEngine {
       if (room > 0) this.#sendTasks(worker, room);
     }
     this.#admitOverflow();
+    // After close(), a worker left without a task (started for one that a busy worker then took
+    // ahead) would wait for ever, and join() with it.
+    if (this.#state === "closed" && this.#queued === 0) {
+      for (const worker of [...this.#workers]) {
+        if (worker.inflight.length === 0) this.#retire(worker);
+      }
+    }
     this.#maybeFinish();
   }
 
