@@ -455,6 +455,13 @@ export class PoolEngine {
       if (room > 0) this.#sendTasks(worker, room);
     }
     this.#admitOverflow();
+    // After close(), a worker left without a task (started for one that a busy worker then took
+    // ahead) would wait for ever, and join() with it.
+    if (this.#state === "closed" && this.#queued === 0) {
+      for (const worker of [...this.#workers]) {
+        if (worker.inflight.length === 0) this.#retire(worker);
+      }
+    }
     this.#maybeFinish();
   }
 
@@ -742,10 +749,10 @@ export class PoolEngine {
     if (this.#queued > 0) this.#scheduleDispatch();
   }
 
-  #removeWorker(worker: PoolWorker): void {
+  #removeWorker(worker: PoolWorker, finish = true): void {
     const index = this.#workers.indexOf(worker);
     if (index >= 0) this.#workers.splice(index, 1);
-    this.#maybeFinish();
+    if (finish) this.#maybeFinish();
   }
 
   #onExit(worker: PoolWorker, exitCode: number): void {
@@ -754,13 +761,18 @@ export class PoolEngine {
     if (worker.exited) return;
     worker.exited = true;
     worker.accepting = false;
-    this.#removeWorker(worker);
+    // join() is told only once the worker's tasks are settled or back in the queue: after
+    // close(), no worker and an empty queue in between would let it resolve with tasks pending.
+    this.#removeWorker(worker, false);
     // A worker that never finished a task may have died starting up: its first task takes the
     // blame, so that a worker that cannot start at all fails tasks instead of respawning forever.
     const running = worker.runningTask() ??
       (worker.reported ? undefined : worker.inflight.at(0));
     const tasks = worker.inflight.drain();
-    if (this.#state === "terminated" || this.#state === "broken") return;
+    if (this.#state === "terminated" || this.#state === "broken") {
+      this.#maybeFinish();
+      return;
+    }
     const signal = signalName(exitCode);
     // V8 ends a process over its heap limit with SIGTRAP or SIGABRT; a Node thread reports it.
     const outOfMemory = worker.error instanceof OutOfMemoryError ||
@@ -793,6 +805,7 @@ export class PoolEngine {
     }
     if (running) this.#settle(running, false, crash);
     this.#requeue(tasks.filter((task) => task !== running));
+    this.#maybeFinish();
   }
 
   /** Every pending task rejects with `error`, every worker stops, and no task is taken again. */

@@ -153,7 +153,7 @@ export function isMainScript(url: string): boolean {
 export function childPidsOf(pid: number): number[] {
   let output: string;
   try {
-    output = execFileSync("ps", ["-o", "pid=,stat=", "--ppid", String(pid)], {
+    output = execFileSync("ps", ["-o", "pid=,stat=,comm=", "--ppid", String(pid)], {
       encoding: "utf8",
     });
   } catch (error) {
@@ -161,9 +161,14 @@ export function childPidsOf(pid: number): number[] {
     if ((error as { status?: number }).status === 1) return [];
     throw error;
   }
-  return output.trim().split("\n").filter((line) => line && !/\sZ/.test(line)).map((line) =>
-    Number(line.trim().split(/\s+/)[0])
-  );
+  return output.trim().split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([child, stat, command]) =>
+      child && !stat.startsWith("Z") &&
+      // Asked about this process, ps lists itself among its children.
+      !(pid === process.pid && command === "ps")
+    )
+    .map(([child]) => Number(child));
 }
 
 /** Applies `--start-method NAME` from the command line, for fixture scripts. */

@@ -212,6 +212,48 @@ for (const kind of kinds) {
     assertEquals(await Promise.all(after), [4, 6]);
   });
 
+  register(
+    kind,
+    ".join() after close() waits for the tasks that a crashed worker held",
+    async () => {
+      const pool = make({ size: 1 });
+      const crashing = pool.submit(exitWith, [1]);
+      const after = pool.submit(add, [2, 3]);
+      pool.close();
+      await pool.join();
+      assert(crashing.done() && after.done(), "join() returned with a task pending");
+      await assertRejects(() => crashing, WorkerCrashedError);
+      assertEquals(await after, 5);
+    },
+  );
+
+  register(
+    kind,
+    ".join() after close() retires a worker started for a task that a busy one took",
+    async () => {
+      const pool = make({ size: 2 });
+      const first = pool.submit(forever);
+      const second = pool.submit(delayed, [2, 500]);
+      assert(await waitUntil(() => first.running(), 10_000), "the first task never ran");
+      // Held by the first task's worker, behind it.
+      const third = pool.submit(add, [1, 2]);
+      pool.close();
+      // The third task goes back to the queue; a worker starts for it, but the second task's
+      // worker takes it ahead, and the new one is left with nothing to do.
+      assert(first.cancel());
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const joined = await Promise.race([
+        pool.join().then(() => true),
+        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 20_000)),
+      ]);
+      clearTimeout(timer);
+      if (!joined) await pool.terminate();
+      assert(joined, "join() did not return");
+      assertEquals(await second, 2);
+      assertEquals(await third, 3);
+    },
+  );
+
   register(kind, " does not reject anything for an error thrown outside a task", async () => {
     await using pool = make({ size: 1 });
     assertEquals(await pool.apply(throwLater), 1);
