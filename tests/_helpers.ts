@@ -135,6 +135,14 @@ export const garbageBytes: Uint8Array = (() => {
   return bytes;
 })();
 
+/** The garbage twice over: what a fixture that writes it twice leaves on its stdout or stderr. */
+export const garbageTwice: Uint8Array = (() => {
+  const twice = new Uint8Array(garbageBytes.length * 2);
+  twice.set(garbageBytes);
+  twice.set(garbageBytes, garbageBytes.length);
+  return twice;
+})();
+
 /** Whether the module at `url` is the script that was run, on either runtime. */
 export function isMainScript(url: string): boolean {
   const script = process.argv[1];

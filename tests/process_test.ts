@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { getContext, Process, type StartMethod } from "../mod.ts";
 import { testCommonBehaviour } from "./_common_behaviour.ts";
-import { garbageBytes, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
+import { garbageTwice, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
 import { forever, targetsUrl } from "./fixtures/targets.ts";
 
 testCommonBehaviour(Process);
@@ -43,11 +43,8 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
   test("Process passes the child's stdout and stderr through byte for byte", async () => {
     const out = await runFixture("passthrough", methodArgs);
     assertEquals(out.code, 0, out.stderrText);
-    const twice = new Uint8Array(garbageBytes.length * 2);
-    twice.set(garbageBytes);
-    twice.set(garbageBytes, garbageBytes.length);
-    assertEquals(out.stdout, twice);
-    assertEquals(out.stderr, twice);
+    assertEquals(out.stdout, garbageTwice);
+    assertEquals(out.stderr, garbageTwice);
   });
 
   for (const [when, delay] of [["", "500"], [" while they boot", "40"]]) {
