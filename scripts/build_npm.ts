@@ -24,12 +24,12 @@ const denoJson = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
 export const config: BuildOptions = {
   entryPoints: [
     "./mod.ts",
-    { name: "./cli", path: "./src/cli.ts" },
-    { kind: "bin", name: "multiproc", path: "./src/cli.ts" },
+    { name: "./cli", path: "./cli/main.ts" },
+    { kind: "bin", name: "multiproc", path: "./cli/main.ts" },
   ],
-  // Workers and child processes start from URLs rather than imports, so every library module is
-  // compiled, not only those that the entry points reach.
-  include: ["./mod.ts", "./src/"],
+  // Workers and child processes start from URLs rather than imports, so every module of the library
+  // and of the command line is compiled, not only those that the entry points reach.
+  include: ["./mod.ts", "./src/", "./cli/"],
   outDir: "./npm",
   importMap: "./deno.json",
   compilerOptions: {
@@ -359,7 +359,7 @@ async function compile({ ctx, options, wrappers }: Prepared): Promise<void> {
 
 /**
  * A module that only re-exports an untyped package under a `// @ts-types` declaration file (see
- * `src/_std/`) compiles to that re-export, and its declarations to the declaration file. tsc has
+ * `cli/_std/`) compiles to that re-export, and its declarations to the declaration file. tsc has
  * no `@ts-types`, so it sees the declaration file in the module's place.
  */
 function unwrapTypedReExport(
@@ -381,7 +381,7 @@ function unwrapTypedReExport(
   ) {
     throw new Error(
       "`// @ts-types` is supported only in a module whose sole statement is one typed " +
-        "`export * from` (a wrapper like src/_std/parse_args.ts)",
+        "`export * from` (a wrapper like cli/_std/parse_args.ts)",
     );
   }
   const declarations = Deno.readTextFileSync(resolve(sourceFile.getDirectoryPath(), typesPath));

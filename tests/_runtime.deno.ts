@@ -23,7 +23,7 @@ export function scriptCommand(
  * only when a test asks for a file such as an SVG chart.
  */
 export function cliCommand(options: { write?: boolean } = {}): { command: string; args: string[] } {
-  const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+  const cli = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
   return {
     command: Deno.execPath(),
     args: [

@@ -20,6 +20,6 @@ export function scriptCommand(
 export function cliCommand(
   _options: { write?: boolean } = {},
 ): { command: string; args: string[] } {
-  const cli = fileURLToPath(new URL("../src/cli.js", import.meta.url));
+  const cli = fileURLToPath(new URL("../cli/main.js", import.meta.url));
   return { command: process.execPath, args: [cli] };
 }

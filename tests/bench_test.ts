@@ -3,8 +3,8 @@ import { XMLParser } from "fast-xml-parser";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median, percentile } from "../src/_bench.ts";
-import { findPython } from "../src/_bench_python.ts";
+import { median, percentile } from "../cli/_bench.ts";
+import { findPython } from "../cli/_bench_python.ts";
 import { runCli } from "./_helpers.ts";
 
 // Sizes that finish in moments: the tests check the shape of the output, never the timings.

@@ -12,7 +12,7 @@ import {
   type BenchRow,
   benchScaling,
   benchThroughput,
-} from "../../src/_bench_pool.ts";
+} from "../../cli/_bench_pool.ts";
 
 /** Prints rows as a Markdown table. */
 export function printRows(title: string, rows: BenchRow[]): void {

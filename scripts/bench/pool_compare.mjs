@@ -18,7 +18,7 @@ async function main() {
   const deps = new URL(".tmp/bench_deps/", root);
   const require = createRequire(new URL("package.json", deps));
   const { benchScaling, benchThroughput } = await import(
-    new URL("npm/esm/src/_bench_pool.js", root).href
+    new URL("npm/esm/cli/_bench_pool.js", root).href
   );
   const tasks = Number(process.argv.find((arg) => /^\d+$/.test(arg)) ?? 100_000);
   const rounds = 3;

@@ -316,7 +316,7 @@ async function emitNode(path: string): Promise<void> {
     return specifier.startsWith(".") ? specifier : `./${specifier}`;
   };
   const source = readFileSync(fileURLToPath(import.meta.url), "utf8")
-    .replace(`"@std/cli/parse-args"`, JSON.stringify(esm("src/_std/parse_args.js")))
+    .replace(`"@std/cli/parse-args"`, JSON.stringify(esm("cli/_std/parse_args.js")))
     .replace(`"../../mod.ts"`, JSON.stringify(esm("mod.js")));
   const { outputText } = ts.transpileModule(source, {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },

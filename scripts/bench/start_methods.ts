@@ -5,7 +5,7 @@
  *
  *     deno run -A scripts/bench/start_methods.ts [--counts 1,8,32]
  */
-import { main } from "../../src/cli.ts";
+import { main } from "../../cli/main.ts";
 
 if (import.meta.main) {
   Deno.exitCode = await main(["bench", "start", ...Deno.args]);

@@ -6,8 +6,8 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import { availableCpus } from "./_platform.deno.ts";
-import { Pool, ThreadPool } from "./pool.ts";
+import { cpuCount } from "../src/cpu_count.ts";
+import { Pool, ThreadPool } from "../src/pool.ts";
 
 /** One measured figure. */
 export interface BenchRow {
@@ -166,7 +166,7 @@ export interface ScalingOptions {
 export async function benchScaling(options: ScalingOptions = {}): Promise<BenchRow[]> {
   const n = options.n ?? 30;
   const count = options.count ?? 32;
-  const sizes = options.sizes ?? [...new Set([1, 2, availableCpus()])];
+  const sizes = options.sizes ?? [...new Set([1, 2, cpuCount()])];
   const fib = function fib(k: number): number {
     return k < 2 ? k : fib(k - 1) + fib(k - 2);
   };

@@ -20,9 +20,9 @@ import {
   wallClockMs,
 } from "./_bench.ts";
 import { benchTargetsUrl, firstLine, hold } from "./_bench_targets.ts";
-import { integerListOption, integerOption, type Settings } from "./_cli_options.ts";
-import { Process } from "./process.ts";
-import { Thread } from "./thread.ts";
+import { integerListOption, integerOption, type Settings } from "./_options.ts";
+import { Process } from "../src/process.ts";
+import { Thread } from "../src/thread.ts";
 
 type Way = "spawn" | "forkserver" | "threads";
 const WAYS: readonly Way[] = ["spawn", "forkserver", "threads"];

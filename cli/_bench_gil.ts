@@ -17,10 +17,10 @@ import {
 } from "./_bench.ts";
 import { benchTargetsUrl, spin } from "./_bench_targets.ts";
 import { findPython, type PythonTimings, runPython } from "./_bench_python.ts";
-import { integerOption, type Settings } from "./_cli_options.ts";
-import { availableCpus } from "./_platform.deno.ts";
-import { Process } from "./process.ts";
-import { Thread } from "./thread.ts";
+import { integerOption, type Settings } from "./_options.ts";
+import { cpuCount } from "../src/cpu_count.ts";
+import { Process } from "../src/process.ts";
+import { Thread } from "../src/thread.ts";
 
 // Beyond this, i * i exceeds 2 ** 53 and JavaScript's numbers would part from Python's integers.
 const MAX_WORK = 90_000_000;
@@ -164,11 +164,11 @@ async function run(settings: Settings, progress: Progress): Promise<BenchResult>
       values: categories.map((category) => speedups[category] ?? null),
     });
   }
-  const ideal = Math.min(sizes.tasks, availableCpus());
+  const ideal = Math.min(sizes.tasks, cpuCount());
   notes.unshift(
     `${sizes.tasks} tasks of ${sizes.work} loop iterations each; median of ${sizes.rounds} round${
       sizes.rounds === 1 ? "" : "s"
-    }; speed-up is over the same runtime's sequential run, ideal ${ideal}x on ${availableCpus()} CPUs`,
+    }; speed-up is over the same runtime's sequential run, ideal ${ideal}x on ${cpuCount()} CPUs`,
     "Process and thread times include starting them; forkserver starts with its spares ready",
   );
   return {
@@ -207,7 +207,7 @@ export const gilBench: BenchCommand = {
       name: "tasks",
       placeholder: "N",
       description: "How many loops run at once; one per CPU",
-      default: String(availableCpus()),
+      default: String(cpuCount()),
       parse: integerOption("tasks", { min: 1, max: 256 }),
     },
     {

@@ -6,7 +6,7 @@
  */
 import type { BenchCommand, BenchResult, BenchTable, Progress } from "./_bench.ts";
 import { type BenchRow, benchScaling, benchThroughput } from "./_bench_pool.ts";
-import { integerOption, type Settings } from "./_cli_options.ts";
+import { integerOption, type Settings } from "./_options.ts";
 
 function rowsOf(rows: BenchRow[]): BenchTable["rows"] {
   return rows.map((row) => ({

@@ -7,9 +7,9 @@
  */
 import os from "node:os";
 import process from "node:process";
-import type { OptionSpec, Settings } from "./_cli_options.ts";
-import { spareCounts } from "./_forkserver.ts";
-import { availableCpus } from "./_platform.deno.ts";
+import type { OptionSpec, Settings } from "./_options.ts";
+import { spareCounts } from "./_internals.ts";
+import { cpuCount } from "../src/cpu_count.ts";
 
 /** A column of a result table. */
 export interface BenchColumn {
@@ -119,7 +119,7 @@ export function machineInfo(): MachineInfo {
     runtime: runtimeName(),
     os: `${process.platform} ${process.arch}`,
     cpu,
-    cpus: availableCpus(),
+    cpus: cpuCount(),
   };
 }
 

@@ -35,13 +35,13 @@ import {
   parseOptions,
   type Settings,
   UsageError,
-} from "./_cli_options.ts";
+} from "./_options.ts";
 import { demoModuleUrl, doSomething } from "./_demo.ts";
-import { mainModuleUrl } from "./_platform.deno.ts";
-import { checkStartMethod, START_METHODS, type StartMethod } from "./_start_methods.ts";
-import { Process } from "./process.ts";
-import { Thread } from "./thread.ts";
-import { VERSION } from "./version.ts";
+import { checkStartMethod, mainModuleUrl } from "./_internals.ts";
+import { getAllStartMethods, type StartMethod } from "../src/context.ts";
+import { Process } from "../src/process.ts";
+import { Thread } from "../src/thread.ts";
+import { VERSION } from "../src/version.ts";
 
 const demoOptions: OptionSpec[] = [
   {
@@ -68,7 +68,7 @@ const demoOptions: OptionSpec[] = [
   {
     name: "start-method",
     placeholder: "NAME",
-    description: `How processes start: ${START_METHODS.join(" or ")}`,
+    description: `How processes start: ${getAllStartMethods().join(" or ")}`,
     default: "spawn",
     parse: (text) => {
       try {
