@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkTimeoutMs } from "./_checks.ts";
 
 /** A wait's outcome, as `Atomics.wait` reports it. */
 export type WaitOutcome = "ok" | "not-equal" | "timed-out";
@@ -142,15 +143,10 @@ export function remaining(deadline: number): number {
   return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
 }
 
-/** The deadline of a wait of `timeoutMs`, after checking it. */
-export function deadlineOf(timeoutMs: number | undefined, what = "'timeoutMs'"): number {
-  if (timeoutMs === undefined) return Infinity;
-  if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs) || timeoutMs < 0) {
-    throw new RangeError(
-      `${what} must be a non-negative number of milliseconds: received ${String(timeoutMs)}`,
-    );
-  }
-  return performance.now() + timeoutMs;
+/** The deadline of a wait of `timeoutMs` (Infinity for none), after checking it. */
+export function deadlineOf(timeoutMs: number | undefined, what?: string): number {
+  if (checkTimeoutMs(timeoutMs, what) === undefined) return Infinity;
+  return performance.now() + timeoutMs!;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,23 +64,6 @@ export function checkPermissions(value: unknown, what: string): PermissionsOptio
   return value as ChildPermissions;
 }
 
-/**
- * Checks a `maxHeapMb` option.
- *
- * @throws {RangeError} When it is not a positive integer.
- */
-export function checkMaxHeapMb(value: unknown, what: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(
-      `${what} 'maxHeapMb' must be a positive integer of megabytes: received ${
-        describeValue(value)
-      }`,
-    );
-  }
-  return value;
-}
-
 const projectMarkers = ["deno.json", "deno.jsonc", "package.json"];
 
 /**

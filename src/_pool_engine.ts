@@ -33,6 +33,7 @@ import {
 } from "./_protocol.ts";
 import { describeTarget } from "./_target.ts";
 import { unrefTimer } from "./_platform.deno.ts";
+import { type LongTimeout, setLongTimeout } from "./_checks.ts";
 import {
   BrokenPoolError,
   CancelledError,
@@ -128,7 +129,7 @@ export class Task<T = unknown> implements FutureTask<T> {
   sentAt = 0;
   /** The number of items, for map chunks; 1 otherwise. */
   items: number;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  timer: LongTimeout | undefined = undefined;
   signal: AbortSignal | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   engine: PoolEngine;
@@ -387,7 +388,7 @@ export class PoolEngine {
       signal.addEventListener("abort", task.onAbort, { once: true });
     }
     if (timeoutMs !== undefined) {
-      task.timer = setTimeout(
+      task.timer = setLongTimeout(
         () =>
           this.cancel(
             task,
@@ -675,7 +676,7 @@ export class PoolEngine {
     if (task.status === SETTLED || task.status === CANCELLED) return;
     task.status = cancelled ? CANCELLED : SETTLED;
     task.worker = undefined;
-    if (task.timer !== undefined) clearTimeout(task.timer);
+    task.timer?.clear();
     if (task.onAbort) task.signal!.removeEventListener("abort", task.onAbort);
     if (cancelled) this.#cancelled++;
     else if (ok) this.#completed++;
@@ -871,13 +872,13 @@ export class PoolEngine {
   /** Starts the sweep that stops workers idle for longer than `idleTimeoutMs`. */
   startIdleSweep(): void {
     const timeout = this.options.idleTimeoutMs;
-    if (timeout === undefined) return;
+    if (timeout === undefined || timeout === Infinity) return;
     this.#idleTimer = setInterval(() => {
       const now = performance.now();
       for (const worker of [...this.#workers]) {
         if (worker.inflight.length === 0 && now - worker.idleSince >= timeout) this.#retire(worker);
       }
-    }, Math.max(10, timeout / 2));
+    }, Math.min(2 ** 31 - 1, Math.max(10, timeout / 2)));
     unrefTimer(this.#idleTimer);
   }
 

@@ -17,6 +17,9 @@ import {
   WorkerCrashedError,
 } from "./errors.ts";
 import { runtimeErrorClasses } from "./_runtime_errors.deno.ts";
+import { describeValue } from "./_checks.ts";
+
+export { describeValue };
 
 /**
  * Objects moved rather than copied to a worker (array buffers, message ports). The runtime's own
@@ -361,16 +364,6 @@ function findUncloneable(
     if (found) return found;
   }
   return undefined;
-}
-
-/** Describes a value for an error message: its type and a short preview. */
-export function describeValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
-  if (typeof value === "symbol") return value.toString();
-  if (value === null || typeof value !== "object") return String(value);
-  if (Array.isArray(value)) return `array of length ${value.length}`;
-  return `object ${value.constructor?.name ?? "Object"}`;
 }
 
 /** What the parent learns from a worker thread or child process. */

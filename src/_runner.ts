@@ -15,7 +15,14 @@ import {
   type TransferList,
 } from "./_protocol.ts";
 import { describeTarget } from "./_target.ts";
-import { checkMaxHeapMb } from "./_permissions.ts";
+import {
+  checkArray,
+  checkBoolean,
+  checkMaxHeapMb,
+  checkString,
+  checkTimeoutMs,
+  longDelay,
+} from "./_checks.ts";
 import { OutOfMemoryError } from "./errors.ts";
 import { allocateOwnerId } from "./_atomics.ts";
 import { childExited, handleBrokerMessage } from "./_broker.ts";
@@ -65,28 +72,9 @@ export class Runner {
     launcher: Launcher,
   ) {
     this.kind = kind;
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `${kind} options must be an object with a 'target' function: received ${
-          describeValue(options)
-        }`,
-      );
-    }
-    if (options.args !== undefined && !Array.isArray(options.args)) {
-      throw new TypeError(
-        `${kind} 'args' must be an array of arguments: received ${describeValue(options.args)}`,
-      );
-    }
-    if (options.name !== undefined && typeof options.name !== "string") {
-      throw new TypeError(
-        `${kind} 'name' must be a string: received ${describeValue(options.name)}`,
-      );
-    }
-    if (options.daemon !== undefined && typeof options.daemon !== "boolean") {
-      throw new TypeError(
-        `${kind} 'daemon' must be a boolean: received ${describeValue(options.daemon)}`,
-      );
-    }
+    checkArray(options.args, "args", kind);
+    checkString(options.name, "name", kind);
+    checkBoolean(options.daemon, "daemon", kind);
     this.#target = describeTarget(options.target, { module: options.module }, kind);
     this.#args = [...(options.args ?? [])];
     this.name = options.name ?? defaultName;
@@ -104,10 +92,7 @@ export class Runner {
     if (this.#state !== "initial") {
       throw new Error(`Cannot set 'daemon' of ${this.name}: it has already started`);
     }
-    if (typeof value !== "boolean") {
-      throw new TypeError(`'daemon' must be a boolean: received ${describeValue(value)}`);
-    }
-    this.#daemon = value;
+    this.#daemon = checkBoolean(value, "daemon", undefined, false)!;
   }
 
   get pid(): number | undefined {
@@ -239,20 +224,13 @@ export class Runner {
     if (this.#state === "initial") {
       throw new Error(`Cannot join ${this.kind} '${this.name}' before it is started`);
     }
+    checkTimeoutMs(timeoutMs, `${this.kind}.join()`);
     if (timeoutMs === undefined || this.#state === "finished") return this.#finished;
-    if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs) || timeoutMs < 0) {
-      throw new RangeError(
-        `'timeoutMs' must be a non-negative number of milliseconds: received ${
-          describeValue(timeoutMs)
-        }`,
-      );
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+    const timeout = longDelay(timeoutMs);
     try {
-      await Promise.race([this.#finished, timeout]);
+      await Promise.race([this.#finished, timeout.done]);
     } finally {
-      clearTimeout(timer);
+      timeout.timer.clear();
     }
   }
 

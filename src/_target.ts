@@ -9,7 +9,7 @@
  */
 import { parse } from "acorn";
 import type { TargetSpec } from "./_protocol.ts";
-import { describeValue } from "./_protocol.ts";
+import { checkModule, describeValue } from "./_checks.ts";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -51,7 +51,7 @@ export function describeTarget(
   let module: string | undefined;
   let importRequired = true;
   if (options.module !== undefined) {
-    module = toModuleUrl(options.module);
+    module = toModuleUrl(checkModule(options.module, what)!);
     const text = readModuleText(module);
     if (text === null) {
       throw new TypeError(

@@ -16,7 +16,7 @@ import {
   type StartMethod,
 } from "./_start_methods.ts";
 import { setPreloadModules } from "./_forkserver.ts";
-import { describeValue } from "./_protocol.ts";
+import { checkBoolean, checkOptions, describeValue } from "./_checks.ts";
 import { toModuleUrl } from "./_target.ts";
 import { Pipe } from "./pipe.ts";
 import { JoinableQueue, Queue, SimpleQueue } from "./queue.ts";
@@ -91,8 +91,10 @@ export interface SetStartMethodOptions {
  */
 export function setStartMethod(method: StartMethod, options: SetStartMethodOptions = {}): void {
   const checked = checkStartMethod(method, "The start method");
+  checkOptions(options, "setStartMethod()", ["force"], "pass { force: true }");
+  const force = checkBoolean(options.force, "force", "setStartMethod()");
   const chosen = chosenStartMethod();
-  if (chosen !== undefined && !options.force) {
+  if (chosen !== undefined && !force) {
     throw new Error(
       `The start method is already set to '${chosen}': pass { force: true } to change it to '${checked}'`,
     );
@@ -196,15 +198,25 @@ export class Context {
     this.Process = class ContextProcess<Args extends unknown[], Result>
       extends Process<Args, Result> {
       constructor(options: ProcessOptions<Args, Result>) {
-        super({ startMethod, ...options });
+        super(withStartMethod(options, startMethod));
       }
     };
     this.Pool = class ContextPool extends Pool {
       constructor(options?: PoolOptions) {
-        super({ startMethod, ...options });
+        super(withStartMethod(options ?? {}, startMethod));
       }
     };
   }
+}
+
+/** Adds a context's start method to options, leaving what is no options object to be refused. */
+function withStartMethod<T extends { startMethod?: StartMethod }>(
+  options: T,
+  startMethod: StartMethod,
+): T {
+  return typeof options === "object" && options !== null && !Array.isArray(options)
+    ? { startMethod, ...options }
+    : options;
 }
 
 const contexts = new Map<StartMethod, Context>();

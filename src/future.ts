@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { describeValue } from "./_protocol.ts";
+import {
+  checkOneOf,
+  checkOptions,
+  checkTimeoutMs,
+  describeValue,
+  type LongTimeout,
+  setLongTimeout,
+} from "./_checks.ts";
 import { TimeoutError } from "./errors.ts";
 
 /** What a {@linkcode Future} reads and controls of the task behind it. */
@@ -138,16 +145,6 @@ export interface AsCompletedOptions {
   timeoutMs?: number;
 }
 
-function checkTimeout(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
-    throw new RangeError(
-      `'timeoutMs' must be a non-negative number of milliseconds: received ${describeValue(value)}`,
-    );
-  }
-  return value;
-}
-
 function toList<F>(futures: Iterable<F>, what: string): F[] {
   if (
     futures === null || typeof futures !== "object" ||
@@ -182,7 +179,8 @@ function toList<F>(futures: Iterable<F>, what: string): F[] {
  * @returns An async iterable of the same futures, in the order they settle.
  * @throws {TimeoutError} (from the iteration) When some are still pending after `timeoutMs`.
  * @throws {TypeError} When `futures` is not an iterable of futures or promises.
- * @throws {RangeError} When `timeoutMs` is negative or not a number.
+ * @throws {RangeError} When `timeoutMs` is negative or NaN; `Infinity` waits without limit.
+ * @throws {TypeError} When `timeoutMs` is not a number, or an option is unknown.
  * @example Handle results as they come
  * ```ts
  * import { asCompleted, ThreadPool } from "@multiproc/multiproc";
@@ -201,7 +199,10 @@ export function asCompleted<F extends PromiseLike<unknown>>(
   options: AsCompletedOptions = {},
 ): AsyncIterable<F> {
   const list = toList(futures, "asCompleted()");
-  const timeoutMs = checkTimeout(options?.timeoutMs);
+  const timeoutMs = checkTimeoutMs(
+    checkOptions(options, "asCompleted()", ["timeoutMs"]).timeoutMs,
+    "asCompleted()",
+  );
   return {
     async *[Symbol.asyncIterator]() {
       const settled: F[] = [];
@@ -213,10 +214,10 @@ export function asCompleted<F extends PromiseLike<unknown>>(
         };
         future.then(done, done);
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timer: LongTimeout | undefined;
       let timedOut = false;
       if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
+        timer = setLongTimeout(() => {
           timedOut = true;
           wake?.();
         }, timeoutMs);
@@ -238,7 +239,7 @@ export function asCompleted<F extends PromiseLike<unknown>>(
           wake = undefined;
         }
       } finally {
-        clearTimeout(timer);
+        timer?.clear();
       }
     },
   };
@@ -278,7 +279,8 @@ const returnWhens: readonly ReturnWhen[] = ["FIRST_COMPLETED", "FIRST_EXCEPTION"
  * @returns The sets `done` and `notDone`.
  * @throws {TypeError} When `futures` is not an iterable of futures or promises, or `returnWhen` is
  * not one of the three names.
- * @throws {RangeError} When `timeoutMs` is negative or not a number.
+ * @throws {RangeError} When `timeoutMs` is negative or NaN; `Infinity` waits without limit.
+ * @throws {TypeError} When `timeoutMs` is not a number, or an option is unknown.
  * @example Wait for the first one
  * ```ts
  * import { ThreadPool, wait } from "@multiproc/multiproc";
@@ -299,28 +301,24 @@ export function wait<F extends PromiseLike<unknown>>(
 ): Promise<WaitResult<F>> {
   let list: F[];
   let timeoutMs: number | undefined;
-  const returnWhen = options?.returnWhen ?? "ALL_COMPLETED";
+  let returnWhen: ReturnWhen;
   try {
     list = toList(futures, "wait()");
-    timeoutMs = checkTimeout(options?.timeoutMs);
-    if (!returnWhens.includes(returnWhen)) {
-      throw new TypeError(
-        `'returnWhen' must be one of ${returnWhens.map((w) => `'${w}'`).join(", ")}: received ${
-          describeValue(returnWhen)
-        }`,
-      );
-    }
+    const checked = checkOptions(options, "wait()", ["timeoutMs", "returnWhen"]);
+    timeoutMs = checkTimeoutMs(checked.timeoutMs, "wait()");
+    returnWhen = checkOneOf(checked.returnWhen, "returnWhen", returnWhens, "wait()") ??
+      "ALL_COMPLETED";
   } catch (error) {
     return Promise.reject(error);
   }
   return new Promise((resolve) => {
     const done = new Set<F>();
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: LongTimeout | undefined;
     let finished = false;
     const finish = () => {
       if (finished) return;
       finished = true;
-      clearTimeout(timer);
+      timer?.clear();
       resolve({ done: new Set(done), notDone: new Set(list.filter((f) => !done.has(f))) });
     };
     if (list.length === 0) return finish();
@@ -340,6 +338,6 @@ export function wait<F extends PromiseLike<unknown>>(
         },
       );
     }
-    if (timeoutMs !== undefined) timer = setTimeout(finish, timeoutMs);
+    if (timeoutMs !== undefined) timer = setLongTimeout(finish, timeoutMs);
   });
 }

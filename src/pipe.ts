@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { describeValue } from "./_protocol.ts";
+import { checkBoolean, checkOptions } from "./_checks.ts";
 import {
   type Descriptor,
   type Destination,
@@ -175,10 +175,8 @@ function connection<T>(state: ConnectionState): Connection<T> {
  * ```
  */
 export function Pipe<T = unknown>(options: PipeOptions = {}): [Connection<T>, Connection<T>] {
-  const duplex = options.duplex ?? true;
-  if (typeof duplex !== "boolean") {
-    throw new TypeError(`'duplex' must be a boolean: received ${describeValue(duplex)}`);
-  }
+  checkOptions(options, "Pipe()", ["duplex"]);
+  const duplex = checkBoolean(options.duplex, "duplex") ?? true;
   const aToB = new SimpleQueue();
   const bToA = new SimpleQueue();
   if (!duplex) {

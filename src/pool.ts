@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { describeValue, TaskMode } from "./_protocol.ts";
+import { TaskMode } from "./_protocol.ts";
 import { PoolEngine, targetEntry, type Task } from "./_pool_engine.ts";
 import {
   availableCpus,
@@ -13,7 +13,20 @@ import {
   threadHeapLimits,
   threadPermissions,
 } from "./_platform.deno.ts";
-import { checkMaxHeapMb, checkPermissions } from "./_permissions.ts";
+import { checkPermissions } from "./_permissions.ts";
+import {
+  checkArray,
+  checkMaxHeapMb,
+  checkMilliseconds,
+  checkModule,
+  checkOneOf,
+  checkOptions,
+  checkPositiveInteger,
+  checkSignal,
+  checkString,
+  checkTimeoutMs,
+  describeValue,
+} from "./_checks.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import {
   checkStartMethod,
@@ -145,42 +158,23 @@ export interface PoolStats {
 let threadPoolCount = 0;
 let processPoolCount = 0;
 
-function positiveInteger(value: unknown, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number") {
-    throw new TypeError(`'${name}' must be a positive integer: received ${describeValue(value)}`);
-  }
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`'${name}' must be a positive integer: received ${describeValue(value)}`);
-  }
-  return value;
-}
-
-function milliseconds(value: unknown, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `'${name}' must be a non-negative number of milliseconds: received ${describeValue(value)}`,
-    );
-  }
-  if (Number.isNaN(value) || value < 0) {
-    throw new RangeError(
-      `'${name}' must be a non-negative number of milliseconds: received ${describeValue(value)}`,
-    );
-  }
-  return value;
-}
-
-function checkModule(value: unknown): string | URL | undefined {
-  if (value === undefined || typeof value === "string" || value instanceof URL) return value;
-  throw new TypeError(`'module' must be a URL or a path: received ${describeValue(value)}`);
-}
-
-function checkOptionsObject(value: unknown, what: string): void {
-  if (value !== undefined && (typeof value !== "object" || value === null)) {
-    throw new TypeError(`${what} options must be an object: received ${describeValue(value)}`);
-  }
-}
+const THREAD_POOL_OPTION_NAMES = [
+  "size",
+  "initializer",
+  "initArgs",
+  "module",
+  "maxTasksPerChild",
+  "maxQueue",
+  "idleTimeoutMs",
+  "onCrash",
+  "name",
+  "permissions",
+  "maxHeapMb",
+] as const satisfies readonly (keyof ThreadPoolOptions)[];
+const POOL_OPTION_NAMES = [...THREAD_POOL_OPTION_NAMES, "startMethod"] as const;
+const TASK_OPTION_NAMES = ["signal", "timeoutMs", "module"] as const;
+const MAP_OPTION_NAMES = ["chunksize", "module"] as const;
+const IMAP_OPTION_NAMES = [...MAP_OPTION_NAMES, "buffersize"] as const;
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof (value as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === "function";
@@ -224,25 +218,19 @@ export abstract class BasePool {
    * or `idleTimeoutMs` is negative.
    */
   constructor(kind: "ThreadPool" | "Pool", options: PoolOptions | undefined) {
-    checkOptionsObject(options, kind);
-    const o = options ?? {};
+    const o: PoolOptions = checkOptions(
+      options,
+      kind,
+      kind === "Pool" ? POOL_OPTION_NAMES : THREAD_POOL_OPTION_NAMES,
+    );
     this.#kind = kind;
-    const size = positiveInteger(o.size, "size") ?? availableCpus();
-    const maxTasksPerChild = positiveInteger(o.maxTasksPerChild, "maxTasksPerChild");
-    const maxQueue = positiveInteger(o.maxQueue, "maxQueue");
-    const idleTimeoutMs = milliseconds(o.idleTimeoutMs, "idleTimeoutMs");
-    const onCrash = o.onCrash ?? "respawn";
-    if (onCrash !== "respawn" && onCrash !== "break") {
-      throw new TypeError(
-        `'onCrash' must be 'respawn' or 'break': received ${describeValue(o.onCrash)}`,
-      );
-    }
-    if (o.initArgs !== undefined && !Array.isArray(o.initArgs)) {
-      throw new TypeError(`'initArgs' must be an array: received ${describeValue(o.initArgs)}`);
-    }
-    if (o.name !== undefined && typeof o.name !== "string") {
-      throw new TypeError(`'name' must be a string: received ${describeValue(o.name)}`);
-    }
+    const size = checkPositiveInteger(o.size, "size") ?? availableCpus();
+    const maxTasksPerChild = checkPositiveInteger(o.maxTasksPerChild, "maxTasksPerChild");
+    const maxQueue = checkPositiveInteger(o.maxQueue, "maxQueue");
+    const idleTimeoutMs = checkMilliseconds(o.idleTimeoutMs, "idleTimeoutMs");
+    const onCrash = checkOneOf(o.onCrash, "onCrash", ["respawn", "break"]) ?? "respawn";
+    checkArray(o.initArgs, "initArgs");
+    checkString(o.name, "name");
     this.#module = checkModule(o.module);
     const initializer = o.initializer === undefined
       ? undefined
@@ -255,7 +243,9 @@ export abstract class BasePool {
     if (kind === "ThreadPool") {
       if (maxHeapMb !== undefined && !threadHeapLimits) {
         throw new TypeError(
-          `ThreadPool 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; use a Pool with 'maxHeapMb' instead (received ${maxHeapMb})`,
+          `ThreadPool 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; use a Pool with 'maxHeapMb' instead (received ${
+            describeValue(maxHeapMb)
+          })`,
         );
       }
       const permissions = threadPermissions(permissionsOption, kind);
@@ -309,19 +299,13 @@ export abstract class BasePool {
     let signal: AbortSignal | undefined;
     let timeoutMs: number | undefined;
     if (options !== undefined) {
-      checkOptionsObject(options, what);
+      checkOptions(options, what, TASK_OPTION_NAMES);
       if (options.module !== undefined) module = checkModule(options.module);
-      signal = options.signal;
-      if (signal !== undefined && !(signal instanceof AbortSignal)) {
-        throw new TypeError(`'signal' must be an AbortSignal: received ${describeValue(signal)}`);
-      }
-      timeoutMs = milliseconds(options.timeoutMs, "timeoutMs");
+      signal = checkSignal(options.signal);
+      timeoutMs = checkTimeoutMs(options.timeoutMs);
     }
     const target = targetEntry(fn, module, what);
-    if (args === undefined) args = [];
-    else if (!Array.isArray(args)) {
-      throw new TypeError(`${what} 'args' must be an array: received ${describeValue(args)}`);
-    }
+    args = checkArray(args, "args", what) ?? [];
     const task = this.#engine.submit(target, TaskMode.Apply, args as unknown[], 1, what);
     if (signal !== undefined || timeoutMs !== undefined) {
       this.#engine.watch(task, signal, timeoutMs);
@@ -397,15 +381,16 @@ export abstract class BasePool {
     iterable: unknown,
     options: ImapOptions | undefined,
     what: string,
+    known: readonly (keyof ImapOptions)[],
   ): { target: ReturnType<typeof targetEntry>; chunksize?: number; buffersize: number } {
     const refusal = this.#engine.refusal();
     if (refusal) throw refusal;
-    checkOptionsObject(options, what);
+    checkOptions(options, what, known);
     const module = options?.module === undefined ? this.#module : checkModule(options.module);
     const target = targetEntry(fn, module, what);
     checkIterable(iterable, what);
-    const chunksize = positiveInteger(options?.chunksize, "chunksize");
-    const buffersize = positiveInteger(options?.buffersize, "buffersize") ?? 8 * this.size;
+    const chunksize = checkPositiveInteger(options?.chunksize, "chunksize");
+    const buffersize = checkPositiveInteger(options?.buffersize, "buffersize") ?? 8 * this.size;
     return { target, chunksize, buffersize };
   }
 
@@ -475,7 +460,7 @@ export abstract class BasePool {
     mode: TaskMode,
     what: string,
   ): Promise<unknown[]> {
-    const { target, chunksize } = this.#chunkOptions(fn, iterable, options, what);
+    const { target, chunksize } = this.#chunkOptions(fn, iterable, options, what, MAP_OPTION_NAMES);
     if (isAsyncIterable(iterable) && !Array.isArray(iterable)) {
       const results: unknown[] = [];
       for await (
@@ -560,7 +545,13 @@ export abstract class BasePool {
     options?: ImapOptions,
   ): AsyncGenerator<Awaited<R>, void, undefined> {
     const what = `${this.#kind}.imap()`;
-    const { target, chunksize, buffersize } = this.#chunkOptions(fn, iterable, options, what);
+    const { target, chunksize, buffersize } = this.#chunkOptions(
+      fn,
+      iterable,
+      options,
+      what,
+      IMAP_OPTION_NAMES,
+    );
     return this.#imap(
       target,
       iterable,
@@ -598,7 +589,13 @@ export abstract class BasePool {
     options?: ImapOptions,
   ): AsyncGenerator<Awaited<R>, void, undefined> {
     const what = `${this.#kind}.imapUnordered()`;
-    const { target, chunksize, buffersize } = this.#chunkOptions(fn, iterable, options, what);
+    const { target, chunksize, buffersize } = this.#chunkOptions(
+      fn,
+      iterable,
+      options,
+      what,
+      IMAP_OPTION_NAMES,
+    );
     return this.#imap(
       target,
       iterable,

@@ -4,7 +4,8 @@
  * @module
  */
 import { Runner } from "./_runner.ts";
-import { checkMaxHeapMb, checkPermissions } from "./_permissions.ts";
+import { checkPermissions } from "./_permissions.ts";
+import { checkMaxHeapMb, checkOptions, checkString } from "./_checks.ts";
 import { childProcessCommand } from "./_platform.deno.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import {
@@ -13,6 +14,17 @@ import {
   launchProcess,
   type StartMethod,
 } from "./_start_methods.ts";
+
+const PROCESS_OPTION_NAMES = [
+  "target",
+  "args",
+  "name",
+  "module",
+  "daemon",
+  "startMethod",
+  "permissions",
+  "maxHeapMb",
+] as const;
 
 /** Options for {@linkcode Process}. */
 export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unknown> {
@@ -80,15 +92,17 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * self-contained, when `module` does not exist or does not export it, when `startMethod` is not a
    * start method (`"fork"` included), when `permissions` asks for more than this process holds, or
    * when an option has the wrong type.
-   * @throws {RangeError} When `maxHeapMb` is not a positive integer.
+   * @throws {RangeError} When `maxHeapMb` is not a positive integer of at most 4 TiB in megabytes.
+   * @throws {TypeError} When an option is unknown or the options are not an object.
    */
   constructor(options: ProcessOptions<Args, Result>) {
-    const startMethod = options?.startMethod === undefined
+    options = checkOptions(options, "Process", PROCESS_OPTION_NAMES) as typeof options;
+    const startMethod = options.startMethod === undefined
       ? undefined
       : checkStartMethod(options.startMethod, "Process 'startMethod'");
     const command = {
-      permissions: checkPermissions(options?.permissions, "Process"),
-      maxHeapMb: checkMaxHeapMb(options?.maxHeapMb, "Process"),
+      permissions: checkPermissions(options.permissions, "Process"),
+      maxHeapMb: checkMaxHeapMb(options.maxHeapMb, "Process"),
     };
     // Asking for more than the parent holds is an error now rather than at start().
     childProcessCommand(command);
@@ -111,7 +125,7 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   }
 
   set name(value: string) {
-    this.#runner.name = value;
+    this.#runner.name = checkString(value, "name", undefined, false)!;
   }
 
   /** Whether this is a daemon process; can be set only before `start()`. */
@@ -165,7 +179,9 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * @returns A promise that resolves when the process finished or the time ran out. It never
    * rejects because of the target: read `error` and `exitCode`.
    * @throws {Error} (as a rejection) When the process was not started.
-   * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
+   * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or NaN; `Infinity` waits
+   * without limit.
+   * @throws {TypeError} (as a rejection) When `timeoutMs` is not a number.
    */
   join(timeoutMs?: number): Promise<void> {
     return this.#runner.join(timeoutMs);

@@ -14,7 +14,7 @@
 import { assertCanBlock, currentOwnerId, deadlineOf, remaining, waitUntil } from "./_atomics.ts";
 import { brokerOp, registerBrokered } from "./_broker.ts";
 import { QueueEmptyError, QueueFullError, TimeoutError } from "./errors.ts";
-import { describeValue } from "./_protocol.ts";
+import { checkInteger, checkOptions } from "./_checks.ts";
 import {
   type Descriptor,
   type Destination,
@@ -315,15 +315,8 @@ class QueueImpl {
       this.state = attached;
       return;
     }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(`${what} options must be an object: received ${describeValue(options)}`);
-    }
-    const maxsize = options.maxsize ?? 0;
-    if (typeof maxsize !== "number" || !Number.isInteger(maxsize) || maxsize < 0) {
-      throw new RangeError(
-        `'maxsize' must be a non-negative integer: received ${describeValue(maxsize)}`,
-      );
-    }
+    checkOptions(options, what, ["maxsize"]);
+    const maxsize = checkInteger(options.maxsize, "maxsize") ?? 0;
     this.state = { id: newObjectId(), maxsize, joinable, ring: new Ring() };
   }
 

@@ -12,7 +12,7 @@
  * @module
  */
 import { brokerOp, registerBrokered } from "./_broker.ts";
-import { describeValue } from "./_protocol.ts";
+import { checkOptions, describeValue } from "./_checks.ts";
 import {
   type Descriptor,
   type Destination,
@@ -199,9 +199,9 @@ function checkElement(code: TypeCode, value: unknown, what: string): number | bi
   }
   if (range && (!Number.isInteger(value) || value < range[0] || value > range[1])) {
     throw new RangeError(
-      `${what} is out of range for '${code}' (integers ${range[0]} to ${
-        range[1]
-      }): received ${value}`,
+      `${what} is out of range for '${code}' (integers ${range[0]} to ${range[1]}): received ${
+        describeValue(value)
+      }`,
     );
   }
   return value;
@@ -398,6 +398,7 @@ export class Value<T extends TypeName = TypeName> {
     if (attached) {
       this.#state = attached;
     } else {
+      checkOptions(options, "Value", ["lock"]);
       const code = typeCodeOf(type);
       const value = checkElement(code, initial ?? 0, "The initial value");
       this.#state = newBytes(code, 1, lockOf(options.lock));
@@ -503,13 +504,14 @@ export class SharedArray<T extends TypeName = TypeName> {
     if (attached) {
       this.#state = attached;
     } else {
+      checkOptions(options, "SharedArray", ["lock"]);
       const code = typeCodeOf(type);
       let values: ArrayLike<unknown> | undefined;
       let length: number;
       if (typeof lengthOrValues === "number") {
         if (!Number.isInteger(lengthOrValues) || lengthOrValues < 0) {
           throw new RangeError(
-            `'length' must be a non-negative integer: received ${lengthOrValues}`,
+            `'length' must be a non-negative integer: received ${describeValue(lengthOrValues)}`,
           );
         }
         length = lengthOrValues;

@@ -34,7 +34,8 @@ import {
 import { brokerOp, registerBrokered } from "./_broker.ts";
 import { getLockInternals, type LockCompanion, setLockInternals } from "./_lock_access.ts";
 import { TimeoutError } from "./errors.ts";
-import { describeValue, registerErrorClassByName } from "./_protocol.ts";
+import { registerErrorClassByName } from "./_protocol.ts";
+import { checkInteger, checkOptions, checkTimeoutMs, describeValue } from "./_checks.ts";
 import {
   type Descriptor,
   type Destination,
@@ -171,12 +172,7 @@ function refuseForward(what: string): never {
 }
 
 function checkCount(value: unknown, what: string, min: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new RangeError(
-      `'${what}' must be an integer of at least ${min}: received ${String(value)}`,
-    );
-  }
-  return value;
+  return checkInteger(value, what, { min })!;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -781,6 +777,7 @@ export class Semaphore {
     if (attached) {
       this.#state = attached;
     } else {
+      checkOptions(options, this.#bounded ? "BoundedSemaphore" : "Semaphore", ["value"]);
       const value = checkCount(options.value ?? 1, "value", 0);
       this.#state = attach(undefined, () => newState(2, { bound: value }));
       Atomics.store(this.#state.i32!, SEM_VALUE, value);
@@ -1167,6 +1164,7 @@ export class Condition {
    */
   constructor(options: ConditionOptions = {}) {
     const attached = takeAttaching<SharedState & { lock: Lock | RLock }>();
+    if (!attached) checkOptions(options, "Condition", ["lock"]);
     this.#state = attached ?? { id: newObjectId(), i32: sharedInt32(2), config: {} };
     this.#lock = attached?.lock ?? options.lock ?? new RLock();
     lockImpl(this.#lock);
@@ -1447,7 +1445,8 @@ export class Barrier {
       this.#state = attached;
     } else {
       checkCount(parties, "parties", 1);
-      if (options.timeoutMs !== undefined) deadlineOf(options.timeoutMs);
+      checkOptions(options, "Barrier", ["timeoutMs"], "pass { timeoutMs }");
+      checkTimeoutMs(options.timeoutMs, "Barrier");
       this.#state = { id: newObjectId(), i32: sharedInt32(4), config: { parties, ...options } };
     }
     rememberInstance(this.#state.id, this);

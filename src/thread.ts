@@ -6,7 +6,18 @@
 import { Runner } from "./_runner.ts";
 import { startThread, threadHeapLimits, threadPermissions } from "./_platform.deno.ts";
 import { checkPermissions } from "./_permissions.ts";
+import { checkOptions, checkString, describeValue } from "./_checks.ts";
 import type { PermissionsOption } from "./permissions.ts";
+
+const THREAD_OPTION_NAMES = [
+  "target",
+  "args",
+  "name",
+  "module",
+  "daemon",
+  "permissions",
+  "maxHeapMb",
+] as const;
 
 /** Options for {@linkcode Thread}. */
 export interface ThreadOptions<Args extends unknown[] = unknown[], Result = unknown> {
@@ -85,16 +96,20 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * @throws {TypeError} When `maxHeapMb` is given on a runtime whose workers take no heap limit.
    * @throws {TypeError} When `permissions` is malformed, asks for more than the parent holds, or
    * cannot be granted to a thread here (Node, or Deno without `--unstable-worker-options`).
-   * @throws {RangeError} When `maxHeapMb` is not a positive integer.
+   * @throws {RangeError} When `maxHeapMb` is not a positive integer of at most 4 TiB in megabytes.
+   * @throws {TypeError} When an option is unknown or the options are not an object.
    */
   constructor(options: ThreadOptions<Args, Result>) {
-    if (options?.maxHeapMb !== undefined && !threadHeapLimits) {
+    options = checkOptions(options, "Thread", THREAD_OPTION_NAMES) as typeof options;
+    if (options.maxHeapMb !== undefined && !threadHeapLimits) {
       throw new TypeError(
-        `Thread 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; run the target in a Process with 'maxHeapMb' instead (received ${options.maxHeapMb})`,
+        `Thread 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; run the target in a Process with 'maxHeapMb' instead (received ${
+          describeValue(options.maxHeapMb)
+        })`,
       );
     }
     const permissions = threadPermissions(
-      checkPermissions(options?.permissions, "Thread"),
+      checkPermissions(options.permissions, "Thread"),
       "Thread",
     );
     this.#runner = new Runner(
@@ -111,7 +126,7 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
   }
 
   set name(value: string) {
-    this.#runner.name = value;
+    this.#runner.name = checkString(value, "name", undefined, false)!;
   }
 
   /** Whether this is a daemon thread; can be set only before `start()`. */
@@ -159,7 +174,9 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * @returns A promise that resolves when the thread finished or the time ran out. It never
    * rejects because of the target: read `error` and `exitCode`.
    * @throws {Error} (as a rejection) When the thread was not started.
-   * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
+   * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or NaN; `Infinity` waits
+   * without limit.
+   * @throws {TypeError} (as a rejection) When `timeoutMs` is not a number.
    */
   join(timeoutMs?: number): Promise<void> {
     return this.#runner.join(timeoutMs);
