@@ -25,7 +25,7 @@ import {
   type ChildListeners,
   type ChildMessage,
   describeValue,
-  deserializeError,
+  deserializeThrown,
   findUncloneableArgument,
   type SerializedError,
   type TargetSpec,
@@ -600,10 +600,10 @@ export class PoolEngine {
     } else if (message.type === "ready") {
       worker.lastResultAt = performance.now();
     } else if (message.type === "init-failed") {
-      const cause = deserializeError(message.error);
+      const cause = deserializeThrown(message.error);
       this.#break(
         new BrokenPoolError(
-          `The initializer of ${this.options.name} failed in ${worker.name}: ${cause.message}`,
+          `The initializer of ${this.options.name} failed in ${worker.name}: ${message.error.message}`,
           { cause },
         ),
       );
@@ -643,7 +643,7 @@ export class PoolEngine {
       if (results[i + 1] === 1) {
         this.#settle(task, true, results[i + 2]);
       } else {
-        this.#settle(task, false, deserializeError(results[i + 2] as SerializedError));
+        this.#settle(task, false, deserializeThrown(results[i + 2] as SerializedError));
       }
     }
     if (count > 0 && elapsed > 0) {

@@ -189,8 +189,11 @@ export interface SerializedError {
   cause?: SerializedError | { value: unknown };
   /** Own enumerable fields of the error (for example `code`), when they can be cloned. */
   fields?: Record<string, unknown>;
-  /** Set when the thrown value was not an Error at all. */
-  thrown?: { value: unknown };
+  /**
+   * Set when the thrown value was not an Error at all: the value itself when structured clone
+   * takes it (`cloned`), else its text.
+   */
+  thrown?: { value: unknown; cloned?: boolean };
 }
 
 // Only the prototype is used: errors are rebuilt without calling their constructors. Built on first
@@ -238,12 +241,13 @@ function cloneable(value: unknown): boolean {
 /** Turns anything that was thrown into a record that crosses any channel. */
 export function serializeError(error: unknown, depth = 0): SerializedError {
   if (!(error instanceof Error)) {
-    const value = cloneable(error) ? error : String(error);
+    const cloned = cloneable(error);
+    const text = safeString(error);
     return {
       multiprocError: true,
       name: "Error",
-      message: typeof error === "string" ? error : `Non-error value thrown: ${String(value)}`,
-      thrown: { value },
+      message: `Non-error value thrown: ${typeof error === "string" ? error : text}`,
+      thrown: cloned ? { value: error, cloned } : { value: text },
     };
   }
   const record: SerializedError = {
@@ -255,7 +259,7 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
   if ("cause" in error && depth < 16) {
     record.cause = error.cause instanceof Error
       ? serializeError(error.cause, depth + 1)
-      : { value: cloneable(error.cause) ? error.cause : String(error.cause) };
+      : { value: cloneable(error.cause) ? error.cause : safeString(error.cause) };
   }
   const fields: Record<string, unknown> = {};
   for (const key of Object.keys(error)) {
@@ -265,6 +269,23 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
   }
   if (Object.keys(fields).length > 0) record.fields = fields;
   return record;
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return describeValue(value);
+  }
+}
+
+/**
+ * Rebuilds what was thrown from its record: the value itself when it was no Error and could be
+ * cloned (a string, a number, a plain object), else the error, as {@linkcode deserializeError}.
+ */
+export function deserializeThrown(record: SerializedError): unknown {
+  if (record.thrown?.cloned) return record.thrown.value;
+  return deserializeError(record);
 }
 
 /** Rebuilds an error from its record, with its class where that class is known. */

@@ -9,7 +9,7 @@ import {
   type ChildListeners,
   type ChildMessage,
   describeValue,
-  deserializeError,
+  deserializeThrown,
   findUncloneableArgument,
   type TargetSpec,
   type TransferList,
@@ -62,7 +62,9 @@ export class Runner {
   // Who the child is to the locks it takes and to the parent's broker (see _revive.ts).
   #ownerId = 0;
   result: unknown = undefined;
-  error: Error | undefined = undefined;
+  /** What the target threw: a rebuilt Error, or the value itself when it threw something else. */
+  // deno-lint-ignore no-explicit-any
+  error: any = undefined;
   exitCode: number | null = null;
 
   constructor(
@@ -180,7 +182,7 @@ export class Runner {
     if (message.type !== "result" && message.type !== "error") return;
     this.#outcomeReceived = true;
     if (message.type === "result") this.result = message.value;
-    else this.error = deserializeError(message.error);
+    else this.error = deserializeThrown(message.error);
     // A process exits by itself once it has sent its outcome; a worker is stopped, as a thread
     // ends when its target returns, whatever timers the target left behind.
     if (this.kind === "Thread") {

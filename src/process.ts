@@ -147,8 +147,14 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     return this.#runner.result as Awaited<Result> | undefined;
   }
 
-  /** What the target threw, rebuilt with its class, message, stack and `cause`; undefined if none. */
-  get error(): Error | undefined {
+  /**
+   * What the target threw, undefined if nothing: an Error rebuilt with its class, message, stack and
+   * `cause`, or the thrown value itself when the target threw something else (a string, a number,
+   * a plain object), as `catch` would receive it. Typed `any` for that reason, as a `catch`
+   * variable once was.
+   */
+  // deno-lint-ignore no-explicit-any
+  get error(): any {
     return this.#runner.error;
   }
 

@@ -1,0 +1,63 @@
+/**
+ * What a target throws comes back as it was thrown: an Error rebuilt with its class, and any other
+ * value (a plain object, a string, a number) intact, from threads, processes and both pools.
+ */
+import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
+import { BrokenPoolError, Pool, Process, Thread, ThreadPool } from "../mod.ts";
+
+// Self-contained targets: they travel as source text, so no fixture module is needed.
+const throwObject = () => {
+  throw { code: 5, detail: ["a", "b"] };
+};
+const throwString = () => {
+  throw "plain text";
+};
+const rejectNumber = () => Promise.reject(42);
+const throwUncloneable = () => {
+  throw { callback: () => 1 };
+};
+
+const cases: [string, () => unknown, unknown][] = [
+  ["a plain object", throwObject, { code: 5, detail: ["a", "b"] }],
+  ["a string", throwString, "plain text"],
+  ["a number (as a rejection)", rejectNumber, 42],
+];
+
+for (const Kind of [Thread, Process]) {
+  for (const [what, target, expected] of cases) {
+    Deno.test(`${Kind.name} keeps ${what} thrown by its target intact`, async () => {
+      const worker = new Kind({ target });
+      worker.start();
+      await worker.join();
+      assertEquals(worker.exitCode, 1);
+      assertEquals(worker.error, expected);
+      assert(!(worker.error instanceof Error));
+    });
+  }
+
+  Deno.test(`${Kind.name} describes a thrown value that cannot be cloned`, async () => {
+    const worker = new Kind({ target: throwUncloneable });
+    worker.start();
+    await worker.join();
+    assertInstanceOf(worker.error, Error);
+    assertEquals(worker.error.message, "Non-error value thrown: [object Object]");
+  });
+}
+
+for (const Kind of [ThreadPool, Pool]) {
+  Deno.test(`${Kind.name} rejects with the very value that a task threw`, async () => {
+    await using pool = new Kind({ size: 1 });
+    for (const [, target, expected] of cases) {
+      const reason = await pool.apply(target).then(() => "resolved", (error) => error);
+      assertEquals(reason, expected);
+    }
+    const reason = await pool.submit(throwObject).then(() => "resolved", (error) => error);
+    assertEquals(reason, { code: 5, detail: ["a", "b"] });
+  });
+
+  Deno.test(`${Kind.name} breaks with the very value that its initializer threw`, async () => {
+    await using pool = new Kind({ size: 1, initializer: throwString });
+    const error = await assertRejects(() => pool.apply(() => 1), BrokenPoolError);
+    assertEquals(error.cause, "plain text");
+  });
+}
