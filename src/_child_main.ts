@@ -1,22 +1,14 @@
 /**
- * The entry of every worker thread and child process: it receives a target, runs it, and sends the
- * outcome back. Only the parent starts this module.
+ * The entry of every worker thread and child process: it connects to the parent and hands its
+ * messages to the worker's task loop (`_worker_child.ts`), for a one-shot run or a pool worker
+ * alike. Only the parent starts this module.
  *
  * @module
  */
 import { connectToParent } from "./_child_link.deno.ts";
-import {
-  describeValue,
-  findUncloneableArgument,
-  type ParentMessage,
-  type RunMessage,
-  serializeError,
-  type TransferList,
-} from "./_protocol.ts";
-import { resolveTarget } from "./_target_resolve.ts";
-import { PoolChild } from "./_pool_child.ts";
-import { isTransfer } from "./_transfer_marker.ts";
-import { type BrokerReplyMessage, decodeArgs, handleBrokerReply, settleTask } from "./_revive.ts";
+import { type ParentMessage, TaskMode } from "./_protocol.ts";
+import { TaskLoop } from "./_worker_child.ts";
+import { type BrokerReplyMessage, handleBrokerReply } from "./_revive.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
 // tell (test registrations, for one, stay out of children).
@@ -27,8 +19,8 @@ const link = await connectToParent();
 // A forkserver spare imports its preload modules before it is handed a target; a run message that
 // arrives meanwhile waits for them.
 let preloaded: Promise<void> = Promise.resolve();
-// Set once the parent makes this child a pool worker.
-let pool: PoolChild | undefined;
+// Set once the parent gives this child its task or makes it a pool worker.
+let loop: TaskLoop | undefined;
 
 link.onMessage((message) => {
   // Replies of the parent's broker to shared objects used in this child process.
@@ -43,19 +35,22 @@ link.onMessage((message) => {
       preloaded.catch(() => {});
       break;
     case "run":
-      void runOnce(typed);
+      // A one-shot run is a worker with one task.
+      loop = new TaskLoop(link, { batchResults: false, once: { header: typed.header } }, preloaded);
+      loop.addTarget({ id: 1, target: typed.target });
+      loop.addTasks([1, 1, TaskMode.Apply, typed.args]);
       break;
     case "pool":
-      pool = new PoolChild(link, typed, preloaded);
+      loop = new TaskLoop(link, typed, preloaded);
       break;
     case "target":
-      pool?.addTarget(typed);
+      loop?.addTarget(typed);
       break;
     case "tasks":
-      pool?.addTasks(typed.tasks);
+      loop?.addTasks(typed.tasks);
       break;
     case "skip":
-      pool?.skip(typed.ids);
+      loop?.skip(typed.ids);
       break;
   }
 });
@@ -75,48 +70,4 @@ async function preload(modules: string[], optional: string[]): Promise<void> {
     await import(module).catch(() => {});
   }
   await link.send({ type: "ready" });
-}
-
-async function runOnce(run: RunMessage): Promise<void> {
-  let value: unknown;
-  try {
-    await preloaded;
-    const target = await resolveTarget(run.target);
-    value = await target(...await decodeArgs(run.args, link));
-    await settleTask();
-  } catch (error) {
-    await reportError(run.name, error);
-    return;
-  }
-  // A result wrapped with transfer() moves its buffers to a parent thread instead of copying.
-  let transfers: TransferList | undefined;
-  if (isTransfer(value)) {
-    transfers = link.kind === "thread" ? value.list : undefined;
-    value = value.value;
-  }
-  const bad = findUncloneableArgument([value]);
-  try {
-    if (bad) throw new TypeError(`${describeValue(bad.culprit)} is not cloneable`);
-    await link.send({ type: "result", value }, transfers);
-  } catch (error) {
-    const where = bad?.path ? ` (at ${bad.path})` : "";
-    await reportError(
-      run.name,
-      new TypeError(
-        `The return value of the target cannot be sent to the parent${where}: ${
-          error instanceof Error ? error.message : String(error)
-        }; return data that structured clone accepts`,
-      ),
-    );
-    return;
-  }
-  link.finish(0);
-}
-
-async function reportError(name: string, error: unknown): Promise<void> {
-  // Like Python's traceback on stderr for an uncaught exception in a thread or process.
-  console.error(link.kind === "process" ? `Process ${name}:` : `Exception in thread ${name}:`);
-  console.error(error);
-  await link.send({ type: "error", error: serializeError(error) });
-  link.finish(1);
 }

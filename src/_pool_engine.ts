@@ -15,14 +15,9 @@
  *
  * @module
  */
-import { allocateOwnerId } from "./_atomics.ts";
-import { childExited, handleBrokerMessage } from "./_broker.ts";
 import { encodeArgs } from "./_revive.ts";
-import { constants } from "node:os";
 import { Deque } from "./_deque.ts";
 import {
-  type ChildHandle,
-  type ChildListeners,
   type ChildMessage,
   describeValue,
   deserializeThrown,
@@ -34,13 +29,8 @@ import {
 import { describeTarget } from "./_target.ts";
 import { unrefTimer } from "./_platform.deno.ts";
 import { type LongTimeout, setLongTimeout } from "./_checks.ts";
-import {
-  BrokenPoolError,
-  CancelledError,
-  OutOfMemoryError,
-  TimeoutError,
-  WorkerCrashedError,
-} from "./errors.ts";
+import { BrokenPoolError, CancelledError, TimeoutError } from "./errors.ts";
+import { ChildWorker, type WorkerKind } from "./_worker_parent.ts";
 import type { FutureTask } from "./future.ts";
 import { isTransfer } from "./_transfer_marker.ts";
 
@@ -88,23 +78,17 @@ export function targetEntry(
 
 /** How a pool starts its workers and what it tells them. */
 export interface EngineOptions {
-  /** `"ThreadPool"` or `"Pool"`, for messages. */
-  kind: string;
   /** The pool's name, the prefix of its workers' names. */
   name: string;
   size: number;
-  /** Starts one worker; it must not keep the parent alive until told so with `setRef(true)`. */
-  launch: (name: string, listeners: ChildListeners) => ChildHandle;
-  /** Whether the worker shares memory with the parent (a thread) or not (a process). */
-  threads: boolean;
+  /** What its workers are; they start as daemons, held only while they have tasks. */
+  kind: WorkerKind;
   initializer?: TargetSpec;
   initArgs: unknown[];
   maxTasksPerChild?: number;
   maxQueue?: number;
   idleTimeoutMs?: number;
   onCrash: "respawn" | "break";
-  /** The workers' heap limit, to tell an out-of-memory death from other crashes. */
-  maxHeapMb?: number;
 }
 
 const QUEUED = 0;
@@ -169,10 +153,8 @@ export class Task<T = unknown> implements FutureTask<T> {
   }
 }
 
-/** A worker as the engine sees it. */
-export class PoolWorker {
-  readonly name: string;
-  handle!: ChildHandle;
+/** A worker as the engine sees it: a `ChildWorker` and the tasks that it holds. */
+export class PoolWorker extends ChildWorker {
   /** Tasks sent to it without an outcome yet, in the order sent (the order it runs them). */
   readonly inflight = new Deque<Task>();
   /** Ids of the targets that it has been sent. */
@@ -181,22 +163,21 @@ export class PoolWorker {
   assigned = 0;
   /** False once it is being stopped or has exited: it takes no more tasks. */
   accepting = true;
-  exited = false;
-  referenced = false;
+  /** True once the pool has let go of it: stopped on purpose, or its exit handled. */
+  retired = false;
   lastResultAt = 0;
   /** Whether it has reported any outcome. */
   reported = false;
   idleSince: number;
   slot: Int32Array | undefined;
-  error: Error | undefined = undefined;
-  /** Who holds the shared locks that its tasks acquire, for the broker and crash recovery. */
-  readonly ownerId = allocateOwnerId();
 
-  constructor(name: string, threads: boolean) {
-    this.name = name;
+  constructor(kind: WorkerKind, name: string) {
+    super(kind, name);
     this.idleSince = performance.now();
-    // Where the worker keeps the id of the task that it runs (see _pool_child.ts).
-    this.slot = threads ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+    // Where a thread keeps the id of the task that it runs (see _worker_child.ts).
+    this.slot = kind.destination === "thread"
+      ? new Int32Array(new SharedArrayBuffer(4))
+      : undefined;
   }
 
   /** The task that it runs now: the one named in its slot, else the first without an outcome. */
@@ -211,12 +192,6 @@ export class PoolWorker {
       return undefined;
     }
     return this.inflight.at(0);
-  }
-
-  setRef(ref: boolean): void {
-    if (this.referenced === ref) return;
-    this.referenced = ref;
-    this.handle.setRef?.(ref);
   }
 }
 
@@ -256,14 +231,6 @@ const PREFETCH_MS = 2;
 const MAX_DEPTH = 256;
 
 const noop = () => {};
-
-function signalName(exitCode: number): string | null {
-  if (exitCode >= 0) return null;
-  for (const [name, number] of Object.entries(constants.signals)) {
-    if (number === -exitCode) return name;
-  }
-  return null;
-}
 
 /** The pool engine; `ThreadPool` and `Pool` wrap one each. */
 export class PoolEngine {
@@ -366,7 +333,7 @@ export class PoolEngine {
 
   #refuseArgs(payload: unknown[], what: string): never {
     const bad = findUncloneableArgument(payload)!;
-    const noun = this.options.threads ? "worker" : "child process";
+    const noun = this.options.kind.noun;
     throw new TypeError(
       `${what} argument ${bad.index}${
         bad.path ? ` (at ${bad.path})` : ""
@@ -494,7 +461,7 @@ export class PoolEngine {
       if (!worker.targets.has(task.target.id)) {
         worker.targets.add(task.target.id);
         // Messages arrive in order, so the target is known before the tasks that need it.
-        worker.handle.send({ type: "target", id: task.target.id, target: task.target.spec });
+        worker.send({ type: "target", id: task.target.id, target: task.target.spec });
       }
       task.status = SENT;
       task.worker = worker;
@@ -504,7 +471,7 @@ export class PoolEngine {
       // this worker, whose owner id they carry.
       const payload = task.mode === TaskMode.Apply
         ? encodeArgs(task.payload as unknown[], {
-          destination: this.options.threads ? "thread" : "process",
+          destination: this.options.kind.destination,
           ownerId: worker.ownerId,
         })
         : task.payload;
@@ -521,14 +488,14 @@ export class PoolEngine {
     }
     worker.setRef(true);
     try {
-      worker.handle.send({ type: "tasks", tasks: batch }, transfers);
+      worker.send({ type: "tasks", tasks: batch }, transfers);
     } catch (error) {
       // A value that the walk let through (a host object): send one by one to find it.
       for (const task of sent) worker.inflight.remove(task);
       for (const task of sent) {
         try {
           worker.inflight.push(task);
-          worker.handle.send(
+          worker.send(
             { type: "tasks", tasks: [task.id, task.target.id, task.mode, task.payload] },
             task.transfers,
           );
@@ -551,26 +518,23 @@ export class PoolEngine {
 
   #startWorker(): boolean {
     const worker = new PoolWorker(
+      this.options.kind,
       `${this.options.name}-worker-${++this.#workerCount}`,
-      this.options.threads,
     );
     if (this.#startedAt < 0) this.#startedAt = performance.now();
-    const listeners: ChildListeners = {
-      message: (message) => this.#onMessage(worker, message),
-      error: (error) => {
-        worker.error ??= error;
-      },
-      exit: (exitCode) => this.#onExit(worker, exitCode),
-    };
     try {
-      worker.handle = this.options.launch(worker.name, listeners);
-      worker.handle.send({
+      worker.start(true, {
+        message: (message) => this.#onMessage(worker, message),
+        exit: (exitCode) => this.#onExit(worker, exitCode),
+      });
+      worker.send({
         type: "pool",
         name: worker.name,
         initializer: this.options.initializer,
         initArgs: this.options.initArgs,
         runningSlot: worker.slot,
-        batchResults: this.options.threads,
+        // Threads batch their results; a process sends each, so that a kill loses none.
+        batchResults: worker.slot !== undefined,
       });
     } catch (error) {
       this.#break(
@@ -583,15 +547,7 @@ export class PoolEngine {
   }
 
   #onMessage(worker: PoolWorker, message: ChildMessage): void {
-    if (worker.exited) return;
-    const reply = (answer: unknown) => {
-      try {
-        worker.handle.send(answer);
-      } catch {
-        // The worker is gone; its exit cleans up after it.
-      }
-    };
-    if (handleBrokerMessage(message, { ownerId: worker.ownerId, reply })) return;
+    if (worker.retired) return;
     if (message.type === "done") {
       this.#onResults(worker, message.results);
     } else if (message.type === "skip-failed") {
@@ -707,9 +663,8 @@ export class PoolEngine {
     } else {
       worker.inflight.remove(task);
       this.#settle(task, false, reason, true);
-      try {
-        worker.handle.send({ type: "skip", ids: [task.id] });
-      } catch { /* the worker is gone; its exit sends the others back */ }
+      // A worker that is gone sends the others back at its exit.
+      worker.trySend({ type: "skip", ids: [task.id] });
       this.#afterProgress(worker);
     }
     return true;
@@ -722,15 +677,15 @@ export class PoolEngine {
 
   /** Stops a worker on purpose; the tasks it held ahead go back to the front of the queue. */
   #stopWorker(worker: PoolWorker, signal: "SIGTERM" | "SIGKILL"): void {
-    if (worker.exited) return;
-    worker.exited = true;
+    if (worker.retired) return;
+    worker.retired = true;
     worker.accepting = false;
     this.#requeue(worker.inflight.drain());
     this.#stopping.add(worker);
     this.#removeWorker(worker);
     // Held until its exit is seen, which join() waits for.
     worker.setRef(true);
-    worker.handle.stop(signal);
+    worker.stop(signal);
   }
 
   #retire(worker: PoolWorker): void {
@@ -757,10 +712,9 @@ export class PoolEngine {
   }
 
   #onExit(worker: PoolWorker, exitCode: number): void {
-    childExited(worker.ownerId);
     if (this.#stopping.delete(worker)) this.#maybeFinish();
-    if (worker.exited) return;
-    worker.exited = true;
+    if (worker.retired) return;
+    worker.retired = true;
     worker.accepting = false;
     // join() is told only once the worker's tasks are settled or back in the queue: after
     // close(), no worker and an empty queue in between would let it resolve with tasks pending.
@@ -774,26 +728,10 @@ export class PoolEngine {
       this.#maybeFinish();
       return;
     }
-    const signal = signalName(exitCode);
-    // V8 ends a process over its heap limit with SIGTRAP or SIGABRT; a Node thread reports it.
-    const outOfMemory = worker.error instanceof OutOfMemoryError ||
-      (!this.options.threads && this.options.maxHeapMb !== undefined &&
-        (exitCode === -5 || exitCode === -6));
-    const how = outOfMemory
-      ? `ran out of memory under 'maxHeapMb' ${this.options.maxHeapMb}`
-      : signal
-      ? `was killed by ${signal}`
-      : `exited with code ${exitCode}`;
-    const crash = new (outOfMemory ? OutOfMemoryError : WorkerCrashedError)(
-      `Worker '${worker.name}' of ${this.options.name} ${how}${
-        running ? " while it ran a task" : ""
-      }`,
-      {
-        exitCode,
-        signal,
-        stderrTail: worker.handle.stderrTail?.() ?? "",
-        cause: worker.error,
-      },
+    const crash = worker.crashError(
+      exitCode,
+      `Worker '${worker.name}' of ${this.options.name}`,
+      running ? " while it ran a task" : "",
     );
     if (this.options.onCrash === "break") {
       const broken = new BrokenPoolError(
@@ -815,13 +753,13 @@ export class PoolEngine {
     this.#state = state;
     this.#brokenBy = error;
     for (const worker of [...this.#workers]) {
-      worker.exited = true;
+      worker.retired = true;
       worker.accepting = false;
       for (const task of worker.inflight.drain()) this.#settle(task, false, error);
       this.#stopping.add(worker);
       this.#removeWorker(worker);
       worker.setRef(true);
-      worker.handle.stop("SIGKILL");
+      worker.stop("SIGKILL");
     }
     for (const task of this.#queue.drain()) this.#settle(task, false, error);
     for (const task of this.#overflow.drain()) this.#settle(task, false, error);

@@ -51,6 +51,8 @@ export interface RunMessage {
   args: unknown[];
   /** The Thread or Process name, for error reports. */
   name: string;
+  /** What the child prints on stderr before the target's uncaught error. */
+  header: string;
 }
 
 /** Parent to a forkserver spare: import these modules before any target. */
@@ -127,18 +129,6 @@ export interface ReadyMessage {
   type: "ready";
 }
 
-/** Child to parent: the target returned. */
-export interface ResultMessage {
-  type: "result";
-  value: unknown;
-}
-
-/** Child to parent: the target threw, or could not be found. */
-export interface ErrorMessage {
-  type: "error";
-  error: SerializedError;
-}
-
 /** Child to parent: the child called `Deno.exit()` / `process.exit()` itself. */
 export interface ExitMessage {
   type: "exit";
@@ -146,7 +136,7 @@ export interface ExitMessage {
 }
 
 /**
- * Pool worker to parent: finished tasks, in the order they ran, flattened as `[taskId, ok, value,
+ * Worker to parent (a one-shot run's worker too): finished tasks, in the order they ran, flattened as `[taskId, ok, value,
  * …]` where `ok` is 1 for a result and 0 for a {@linkcode SerializedError}.
  */
 export interface PoolDoneMessage {
@@ -171,8 +161,6 @@ export interface PoolSkipFailedMessage {
 
 /** Every message that a child sends to its parent. */
 export type ChildMessage =
-  | ResultMessage
-  | ErrorMessage
   | ExitMessage
   | ReadyMessage
   | PoolDoneMessage

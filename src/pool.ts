@@ -9,7 +9,6 @@ import { PoolEngine, targetEntry, type Task } from "./_pool_engine.ts";
 import {
   availableCpus,
   childProcessCommand,
-  startThread,
   threadHeapLimits,
   threadPermissions,
 } from "./_platform.deno.ts";
@@ -27,13 +26,9 @@ import {
   checkTimeoutMs,
   describeValue,
 } from "./_checks.ts";
+import { processKind, threadKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
-import {
-  checkStartMethod,
-  defaultStartMethod,
-  launchProcess,
-  type StartMethod,
-} from "./_start_methods.ts";
+import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
 import { Future } from "./future.ts";
 
 /** Options for {@linkcode ThreadPool}; {@linkcode PoolOptions} adds the start method. */
@@ -237,7 +232,7 @@ export abstract class BasePool {
       : targetEntry(o.initializer, this.#module, `${kind} 'initializer'`).spec;
     const permissionsOption = checkPermissions(o.permissions, kind);
     const maxHeapMb = checkMaxHeapMb(o.maxHeapMb, kind);
-    let launch;
+    let workerKind;
     let name;
     let idleTimeout = idleTimeoutMs;
     if (kind === "ThreadPool") {
@@ -252,8 +247,7 @@ export abstract class BasePool {
       // Workers with permissions of their own cannot let go of the event loop.
       if (permissions !== undefined) idleTimeout ??= 1000;
       name = o.name ?? `ThreadPool-${++threadPoolCount}`;
-      launch = (workerName: string, listeners: Parameters<typeof startThread>[1]) =>
-        startThread({ daemon: true, name: workerName, maxHeapMb, permissions }, listeners);
+      workerKind = threadKind({ maxHeapMb, permissions });
     } else {
       name = o.name ?? `Pool-${++processPoolCount}`;
       const method = o.startMethod === undefined
@@ -262,22 +256,18 @@ export abstract class BasePool {
       const command = { permissions: permissionsOption, maxHeapMb };
       // Asking for more than the parent holds is an error now rather than at the first task.
       childProcessCommand(command);
-      launch = (_workerName: string, listeners: Parameters<typeof startThread>[1]) =>
-        launchProcess(method, { daemon: true, keepStderrTail: true, command }, listeners);
+      workerKind = processKind(method, command, { keepStderrTail: true });
     }
     this.#engine = new PoolEngine({
-      kind,
       name,
       size,
-      launch,
-      threads: kind === "ThreadPool",
+      kind: workerKind,
       initializer,
       initArgs: [...(o.initArgs ?? [])],
       maxTasksPerChild,
       maxQueue,
       idleTimeoutMs: idleTimeout,
       onCrash,
-      maxHeapMb,
     });
     this.#engine.startIdleSweep();
   }

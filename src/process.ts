@@ -8,12 +8,8 @@ import { checkPermissions } from "./_permissions.ts";
 import { checkMaxHeapMb, checkOptions, checkString } from "./_checks.ts";
 import { childProcessCommand } from "./_platform.deno.ts";
 import type { PermissionsOption } from "./permissions.ts";
-import {
-  checkStartMethod,
-  defaultStartMethod,
-  launchProcess,
-  type StartMethod,
-} from "./_start_methods.ts";
+import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
+import { processKind } from "./_worker_parent.ts";
 
 const PROCESS_OPTION_NAMES = [
   "target",
@@ -107,15 +103,9 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     // Asking for more than the parent holds is an error now rather than at start().
     childProcessCommand(command);
     this.#runner = new Runner(
-      "Process",
+      processKind(startMethod ?? defaultStartMethod, command),
       options,
       `Process-${++processCount}`,
-      (launch, listeners) =>
-        launchProcess(
-          startMethod ?? defaultStartMethod(),
-          { daemon: launch.daemon, command },
-          listeners,
-        ),
     );
   }
 

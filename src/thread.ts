@@ -4,9 +4,10 @@
  * @module
  */
 import { Runner } from "./_runner.ts";
-import { startThread, threadHeapLimits, threadPermissions } from "./_platform.deno.ts";
+import { threadHeapLimits, threadPermissions } from "./_platform.deno.ts";
 import { checkPermissions } from "./_permissions.ts";
-import { checkOptions, checkString, describeValue } from "./_checks.ts";
+import { checkMaxHeapMb, checkOptions, checkString, describeValue } from "./_checks.ts";
+import { threadKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
 
 const THREAD_OPTION_NAMES = [
@@ -112,11 +113,11 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
       checkPermissions(options.permissions, "Thread"),
       "Thread",
     );
+    const maxHeapMb = checkMaxHeapMb(options.maxHeapMb, "Thread");
     this.#runner = new Runner(
-      "Thread",
+      threadKind({ maxHeapMb, permissions }),
       options,
       `Thread-${++threadCount}`,
-      (launch, listeners) => startThread({ ...launch, permissions }, listeners),
     );
   }
 

@@ -1,6 +1,9 @@
 /**
- * The child side of a pool worker: it runs the initializer once, then the tasks that the parent
- * sends, one at a time and in the order sent, however many the parent has sent ahead.
+ * The child side of a worker's life, for every kind of worker: it runs tasks that the parent
+ * sends, one at a time and in the order sent, checks each outcome before it crosses back, and
+ * reports it. A `Thread` or `Process` is a worker with one task (`once`): it prints the target's
+ * uncaught error as Python does and ends after that task. A pool worker runs its initializer, then
+ * as many tasks as the parent sends ahead. The parent side is `_worker_parent.ts`.
  *
  * One at a time is what makes a crash attributable: the task that a dying worker was running is
  * the first of its tasks without an outcome (a thread also writes the running task's id into a
@@ -15,7 +18,6 @@ import {
   describeValue,
   findUncloneableArgument,
   type ParentLink,
-  type PoolStartMessage,
   type PoolTargetMessage,
   serializeError,
   type TargetSpec,
@@ -29,12 +31,28 @@ type AnyFunction = (...args: unknown[]) => unknown;
 const FLUSH_AFTER_MS = 1;
 const FLUSH_AFTER_RESULTS = 1024;
 
-/** A pool worker's task loop; the child entry hands it the pool's messages. */
-export class PoolChild {
+/** How a worker's task loop runs. */
+export interface TaskLoopOptions {
+  initializer?: TargetSpec;
+  initArgs?: unknown[];
+  /** A thread's shared slot, where it keeps the id of the task that it runs (0 between tasks). */
+  runningSlot?: Int32Array;
+  /** Whether results are sent in batches (threads) or one by one (processes). */
+  batchResults: boolean;
+  /**
+   * For a one-shot `Thread` or `Process`: the line printed on stderr before the target's uncaught
+   * error. After its one task the child ends, with code 0 or 1.
+   */
+  once?: { header: string };
+}
+
+/** A worker's task loop; the child entry hands it the parent's messages. */
+export class TaskLoop {
   #link: ParentLink;
   #ready: Promise<void>;
   #slot?: Int32Array;
   #batchResults: boolean;
+  #once?: { header: string };
   #specs = new Map<number, TargetSpec>();
   #targets = new Map<number, AnyFunction>();
   #batches: unknown[][] = [];
@@ -48,22 +66,28 @@ export class PoolChild {
   /** The id of the task that runs now, or 0. */
   #current = 0;
 
-  constructor(link: ParentLink, start: PoolStartMessage, preloaded: Promise<void>) {
+  constructor(link: ParentLink, options: TaskLoopOptions, preloaded: Promise<void>) {
     this.#link = link;
-    this.#slot = start.runningSlot;
-    this.#batchResults = start.batchResults;
-    this.#ready = this.#initialize(start, preloaded);
-    // The parent times tasks from here, not from the worker's start.
-    this.#ready.then(() => link.send({ type: "ready" })).catch(() => {});
-    this.#ready.catch(async (error) => {
-      await link.send({ type: "init-failed", error: serializeError(error) }).catch(() => {});
-      link.finish(1);
-    });
+    this.#slot = options.runningSlot;
+    this.#batchResults = options.batchResults;
+    this.#once = options.once;
+    this.#ready = this.#initialize(options, preloaded);
+    if (!this.#once) {
+      // The parent times tasks from here, not from the worker's start.
+      this.#ready.then(() => link.send({ type: "ready" })).catch(() => {});
+      this.#ready.catch(async (error) => {
+        await link.send({ type: "init-failed", error: serializeError(error) }).catch(() => {});
+        link.finish(1);
+      });
+    } else {
+      // A one-shot run reports a failed preload as its target's error.
+      this.#ready.catch(() => {});
+    }
     this.#flushBeforeExit();
   }
 
   /** Records the target that tasks with `message.id` run. */
-  addTarget(message: PoolTargetMessage): void {
+  addTarget(message: Pick<PoolTargetMessage, "id" | "target">): void {
     this.#specs.set(message.id, message.target);
   }
 
@@ -82,17 +106,17 @@ export class PoolChild {
     }
   }
 
-  /** Queues a batch of tasks and starts the loop if it is not running. */
+  /** Queues a batch of tasks, flattened as `[id, targetId, mode, payload, …]`, and runs them. */
   addTasks(tasks: unknown[]): void {
     this.#batches.push(tasks);
     if (!this.#running) void this.#drain();
   }
 
-  async #initialize(start: PoolStartMessage, preloaded: Promise<void>): Promise<void> {
+  async #initialize(options: TaskLoopOptions, preloaded: Promise<void>): Promise<void> {
     await preloaded;
-    if (!start.initializer) return;
-    const initializer = await resolveTarget(start.initializer);
-    await initializer(...start.initArgs);
+    if (!options.initializer) return;
+    const initializer = await resolveTarget(options.initializer);
+    await initializer(...(options.initArgs ?? []));
   }
 
   /** `Deno.exit()` and `process.exit()` in a task still deliver the results before it. */
@@ -146,12 +170,17 @@ export class PoolChild {
     this.#running = true;
     try {
       await this.#ready;
-    } catch {
-      return; // The initializer failed; the parent is told and the worker exits.
+    } catch (error) {
+      // A pool worker's parent is told by the constructor, and the worker exits.
+      const task = this.#once ? this.#next() : undefined;
+      if (task) await this.#endOnce(task.id, false, error);
+      return;
     }
     for (let task = this.#next(); task; task = this.#next()) {
       if (this.#skipped.size > 0 && this.#skipped.delete(task.id)) continue;
       let target = this.#targets.get(task.targetId);
+      let ok = true;
+      let value: unknown;
       try {
         if (!target) {
           this.#flush();
@@ -165,10 +194,11 @@ export class PoolChild {
         // Shared objects among the arguments come back to life here; plain data passes as is.
         const decoded = task.mode === TaskMode.Apply ? decodeArgs(args, this.#link) : args;
         if (decoded !== args) args = await decoded;
-        let value = task.mode === TaskMode.Apply
+        value = task.mode === TaskMode.Apply
           ? target.apply(undefined, args)
           : await this.#runChunk(target, task.mode, args);
-        if (decoded !== task.payload) {
+        if (decoded !== task.payload || this.#once) {
+          // Locks that the task took through the broker are settled before its outcome.
           if (isThenable(value)) value = await value;
           await settleTask();
         }
@@ -177,12 +207,18 @@ export class PoolChild {
           this.#flush();
           value = await value;
         }
-        this.#addResult(task.id, value);
       } catch (error) {
-        this.#results.push(task.id, 0, serializeError(error));
+        ok = false;
+        value = error;
       }
       this.#current = 0;
       if (this.#slot) Atomics.store(this.#slot, 0, 0);
+      if (this.#once) {
+        await this.#endOnce(task.id, ok, value);
+        return;
+      }
+      if (ok) this.#addResult(task.id, value);
+      else this.#results.push(task.id, 0, serializeError(value));
       if (this.#results.length === 3) this.#firstResultAt = performance.now();
       if (
         !this.#batchResults || this.#results.length >= 3 * FLUSH_AFTER_RESULTS ||
@@ -191,6 +227,31 @@ export class PoolChild {
     }
     this.#flush();
     this.#running = false;
+  }
+
+  /** Reports the outcome of a one-shot run, and ends the child as Python's `Process` does. */
+  async #endOnce(id: number, ok: boolean, value: unknown): Promise<void> {
+    if (ok) {
+      const checked = this.#check(value);
+      if (checked instanceof TypeError) {
+        ok = false;
+        value = checked;
+      } else {
+        try {
+          await this.#link.send({ type: "done", results: [id, 1, checked.value] }, checked.list);
+        } catch (error) {
+          ok = false;
+          value = this.#unsendable(error);
+        }
+      }
+    }
+    if (!ok) {
+      // Like Python's traceback on stderr for an uncaught exception in a thread or process.
+      console.error(this.#once!.header);
+      console.error(value);
+      await this.#link.send({ type: "done", results: [id, 0, serializeError(value)] });
+    }
+    this.#link.finish(ok ? 0 : 1);
   }
 
   async #resolve(targetId: number): Promise<AnyFunction> {
@@ -217,9 +278,27 @@ export class PoolChild {
     return values;
   }
 
-  #addResult(id: number, value: unknown): void {
+  get #what(): string {
+    return this.#once ? "target" : "task";
+  }
+
+  /** The error for an outcome that cannot cross to the parent. */
+  #unsendable(error: unknown, where = ""): TypeError {
+    return new TypeError(
+      `The return value of the ${this.#what} cannot be sent to the parent${where}: ${
+        error instanceof Error ? error.message : String(error)
+      }; return data that structured clone accepts`,
+    );
+  }
+
+  /**
+   * Unwraps a result wrapped with `transfer()` and checks that it can cross: the error to report
+   * instead when it cannot.
+   */
+  #check(value: unknown): { value: unknown; list?: readonly object[] } | TypeError {
+    let list: readonly object[] | undefined;
     if (isTransfer(value)) {
-      for (const item of value.list) this.#transfers.push(item);
+      list = value.list;
       value = value.value;
     }
     // A bare function or symbol is checked too: handed to Deno's IPC channel, a value that cannot
@@ -230,22 +309,23 @@ export class PoolChild {
     ) {
       const bad = findUncloneableArgument([value]);
       if (bad) {
-        const where = bad.path ? ` (at ${bad.path})` : "";
-        this.#results.push(
-          id,
-          0,
-          serializeError(
-            new TypeError(
-              `The return value of the task cannot be sent to the parent${where}: ${
-                describeValue(bad.culprit)
-              } is not cloneable; return data that structured clone accepts`,
-            ),
-          ),
+        return this.#unsendable(
+          new Error(`${describeValue(bad.culprit)} is not cloneable`),
+          bad.path ? ` (at ${bad.path})` : "",
         );
-        return;
       }
     }
-    this.#results.push(id, 1, value);
+    return { value, list };
+  }
+
+  #addResult(id: number, value: unknown): void {
+    const checked = this.#check(value);
+    if (checked instanceof TypeError) {
+      this.#results.push(id, 0, serializeError(checked));
+      return;
+    }
+    if (checked.list) { for (const item of checked.list) this.#transfers.push(item); }
+    this.#results.push(id, 1, checked.value);
   }
 
   #flush(): void {
@@ -272,17 +352,7 @@ export class PoolChild {
   #resendOneByOne(results: unknown[], error: unknown): void {
     for (let i = 0; i < results.length; i += 3) {
       const single = results.slice(i, i + 3);
-      const fallback = [
-        single[0],
-        0,
-        serializeError(
-          new TypeError(
-            `The return value of the task cannot be sent to the parent: ${
-              error instanceof Error ? error.message : String(error)
-            }; return data that structured clone accepts`,
-          ),
-        ),
-      ];
+      const fallback = [single[0], 0, serializeError(this.#unsendable(error))];
       const sendFallback = () =>
         this.#link.send({ type: "done", results: fallback }).catch(() => {});
       try {
