@@ -79,11 +79,12 @@ export class TaskLoop {
         await link.send({ type: "init-failed", error: serializeError(error) }).catch(() => {});
         link.finish(1);
       });
+      this.#flushBeforeExit();
     } else {
-      // A one-shot run reports a failed preload as its target's error.
+      // A one-shot run reports a failed preload as its target's error. It holds no results to
+      // flush, and leaving `process` alone spares a Web Worker Node's globals.
       this.#ready.catch(() => {});
     }
-    this.#flushBeforeExit();
   }
 
   /** Records the target that tasks with `message.id` run. */
