@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParentLink } from "./_protocol.ts";
+import type { ParentLink } from "./_channel.ts";
 
 interface WorkerScope {
   postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;

@@ -5,7 +5,7 @@
  * @module
  */
 import { parentPort } from "node:worker_threads";
-import type { ParentLink } from "./_protocol.ts";
+import type { ParentLink } from "./_channel.ts";
 import { connectViaIpc, connectViaPort } from "./_node_links.ts";
 
 /** Connects to the parent, whether this is a worker thread or a child process. */

@@ -8,7 +8,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
 import process from "node:process";
 import { childProcessCommand, onParentExit } from "./_platform.deno.ts";
-import type { ChildHandle, ChildListeners, ChildMessage } from "./_protocol.ts";
+import type { ChildHandle, ChildListeners } from "./_channel.ts";
+import type { ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
 
 const liveChildren = new Set<ChildProcess>();

@@ -12,7 +12,8 @@
 import { type ChildProcessHandle, spawnChildProcess } from "./_child_process.ts";
 import { availableCpus, mainModuleUrl, unrefTimer } from "./_platform.deno.ts";
 import { readModuleText } from "./_target.ts";
-import type { ChildHandle, ChildListeners, ChildMessage } from "./_protocol.ts";
+import type { ChildHandle, ChildListeners } from "./_channel.ts";
+import type { ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
 
 interface Spare {

@@ -6,7 +6,8 @@
  */
 import process from "node:process";
 import type { MessagePort } from "node:worker_threads";
-import { CHILD_PROCESS_FLAG, type ParentLink } from "./_protocol.ts";
+import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
+import type { ParentLink } from "./_channel.ts";
 
 const LIFELINE_CHECK_MS = 250;
 

@@ -6,12 +6,8 @@
  */
 import { Worker } from "node:worker_threads";
 import { OutOfMemoryError } from "./errors.ts";
-import {
-  type ChildHandle,
-  type ChildListeners,
-  type ChildMessage,
-  SIGNAL_EXIT_CODES,
-} from "./_protocol.ts";
+import { type ChildHandle, type ChildListeners, SIGNAL_EXIT_CODES } from "./_channel.ts";
+import type { ChildMessage } from "./_protocol.ts";
 
 /** Starts a worker on `entry` and reports its messages and its exit. */
 export function startNodeWorker(

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildPermissions, PermissionsOption } from "./permissions.ts";
-import { describeValue } from "./_protocol.ts";
+import { describeValue } from "./_checks.ts";
 
 /** Every permission kind, in Deno's order. */
 export const PERMISSION_NAMES = [

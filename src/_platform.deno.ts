@@ -7,12 +7,8 @@
 import os from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  CHILD_PROCESS_FLAG,
-  type ChildHandle,
-  type ChildListeners,
-  SIGNAL_EXIT_CODES,
-} from "./_protocol.ts";
+import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
+import { type ChildHandle, type ChildListeners, SIGNAL_EXIT_CODES } from "./_channel.ts";
 import { startNodeWorker } from "./_node_worker.ts";
 import { type ChildCommandOptions, moduleReadScope, PERMISSION_NAMES } from "./_permissions.ts";
 import type { PermissionsOption } from "./permissions.ts";

@@ -17,18 +17,12 @@
  */
 import { encodeArgs } from "./_revive.ts";
 import { Deque } from "./_deque.ts";
-import {
-  type ChildMessage,
-  describeValue,
-  deserializeThrown,
-  findUncloneableArgument,
-  type SerializedError,
-  type TargetSpec,
-  TaskMode,
-} from "./_protocol.ts";
+import { type ChildMessage, type SerializedError, type TargetSpec, TaskMode } from "./_protocol.ts";
+import { deserializeThrown } from "./_error_records.ts";
+import { findUncloneableArgument } from "./_clone_check.ts";
 import { describeTarget } from "./_target.ts";
 import { unrefTimer } from "./_platform.deno.ts";
-import { type LongTimeout, setLongTimeout } from "./_checks.ts";
+import { describeValue, type LongTimeout, setLongTimeout } from "./_checks.ts";
 import { BrokenPoolError, CancelledError, TimeoutError } from "./errors.ts";
 import { ChildWorker, type WorkerKind } from "./_worker_parent.ts";
 import type { FutureTask } from "./future.ts";

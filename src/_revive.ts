@@ -15,12 +15,9 @@
  * @module
  */
 import { adoptOwner, ownerCounter, setWorkerThread } from "./_atomics.ts";
-import {
-  deserializeError,
-  type ParentLink,
-  type SerializedError,
-  serializeError,
-} from "./_protocol.ts";
+import { deserializeError, serializeError } from "./_error_records.ts";
+import type { ParentLink } from "./_channel.ts";
+import type { SerializedError } from "./_protocol.ts";
 
 /** Where an object is being sent. */
 export type Destination = "thread" | "process";

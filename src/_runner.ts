@@ -5,17 +5,18 @@
  *
  * @module
  */
-import {
-  type ChildMessage,
-  describeValue,
-  deserializeThrown,
-  findUncloneableArgument,
-  type SerializedError,
-  type TargetSpec,
-  type TransferList,
-} from "./_protocol.ts";
+import type { ChildMessage, SerializedError, TargetSpec, TransferList } from "./_protocol.ts";
+import { deserializeThrown } from "./_error_records.ts";
+import { findUncloneableArgument } from "./_clone_check.ts";
 import { describeTarget } from "./_target.ts";
-import { checkArray, checkBoolean, checkString, checkTimeoutMs, longDelay } from "./_checks.ts";
+import {
+  checkArray,
+  checkBoolean,
+  checkString,
+  checkTimeoutMs,
+  describeValue,
+  longDelay,
+} from "./_checks.ts";
 import { encodeArgs } from "./_revive.ts";
 import { isTransfer } from "./_transfer_marker.ts";
 import { ChildWorker, type WorkerKind } from "./_worker_parent.ts";

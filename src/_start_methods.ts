@@ -6,9 +6,9 @@
  */
 import { spawnChildProcess } from "./_child_process.ts";
 import { takeForkserverChild } from "./_forkserver.ts";
-import type { ChildHandle, ChildListeners } from "./_protocol.ts";
+import type { ChildHandle, ChildListeners } from "./_channel.ts";
+import { describeValue } from "./_checks.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
-import { describeValue } from "./_protocol.ts";
 
 /**
  * How a child process starts:

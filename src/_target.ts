@@ -161,7 +161,9 @@ function isNode(value: unknown): value is AstNode {
   return typeof value === "object" && value !== null && typeof (value as AstNode).type === "string";
 }
 
-const implicitNames = new Set(["arguments", "undefined", "NaN", "Infinity", "globalThis"]);
+// `arguments` is not here: an arrow function takes it from the function around it, so it is free
+// unless the target holds a function of its own (see `declare`).
+const implicitNames = new Set(["undefined", "NaN", "Infinity", "globalThis"]);
 
 /**
  * Collects identifiers that are read or written but declared nowhere in the function. Scopes are
@@ -201,6 +203,8 @@ function findFreeNames(root: AstNode): string[] {
     switch (node.type) {
       case "FunctionDeclaration":
       case "FunctionExpression":
+        declared.add("arguments");
+        // falls through
       case "ArrowFunctionExpression":
         if (node.id) bindPattern(node.id);
         for (const param of node.params as unknown[]) bindPattern(param);

@@ -14,15 +14,11 @@
  * @module
  */
 import { decodeArgs, settleTask } from "./_revive.ts";
-import {
-  describeValue,
-  findUncloneableArgument,
-  type ParentLink,
-  type PoolTargetMessage,
-  serializeError,
-  type TargetSpec,
-  TaskMode,
-} from "./_protocol.ts";
+import { describeValue } from "./_checks.ts";
+import { findUncloneableArgument } from "./_clone_check.ts";
+import type { ParentLink } from "./_channel.ts";
+import { type PoolTargetMessage, type TargetSpec, TaskMode } from "./_protocol.ts";
+import { serializeError } from "./_error_records.ts";
 import { resolveTarget } from "./_target_resolve.ts";
 import { isTransfer } from "./_transfer_marker.ts";
 

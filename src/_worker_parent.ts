@@ -14,7 +14,8 @@
 import { allocateOwnerId } from "./_atomics.ts";
 import { childExited, handleBrokerMessage } from "./_broker.ts";
 import type { Destination } from "./_revive.ts";
-import type { ChildHandle, ChildListeners, ChildMessage, TransferList } from "./_protocol.ts";
+import type { ChildHandle, ChildListeners } from "./_channel.ts";
+import type { ChildMessage, TransferList } from "./_protocol.ts";
 import { OutOfMemoryError, WorkerCrashedError } from "./errors.ts";
 import { constants } from "node:os";
 import { startThread, type WorkerPermissions } from "./_platform.deno.ts";

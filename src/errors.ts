@@ -2,9 +2,14 @@
  * The errors that callers of multiproc catch: a crashed worker, a broken pool, a timeout, a
  * cancelled future, a full or empty queue. Everything else is a `TypeError` or `RangeError`.
  *
+ * Rules this file keeps:
+ * - Each class here comes back from a worker or child process as itself: the list at the end
+ *   registers them with `_error_records.ts` when this module loads.
+ *
  * @module
  */
-import { describeValue, registerErrorClassByName } from "./_protocol.ts";
+import { describeValue } from "./_checks.ts";
+import { registerErrorClassByName } from "./_error_records.ts";
 
 /** Options for {@linkcode WorkerCrashedError}. */
 export interface WorkerCrashedErrorOptions {
@@ -192,3 +197,15 @@ export function registerErrorClass(ctor: new (...args: never[]) => Error): void 
   }
   registerErrorClassByName(ctor);
 }
+
+// Registered on load rather than listed in _error_records.ts, so that the import runs one way.
+const ownClasses = [
+  WorkerCrashedError,
+  OutOfMemoryError,
+  BrokenPoolError,
+  TimeoutError,
+  CancelledError,
+  QueueFullError,
+  QueueEmptyError,
+];
+for (const ctor of ownClasses) registerErrorClassByName(ctor);

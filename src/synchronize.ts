@@ -34,7 +34,7 @@ import {
 import { brokerOp, registerBrokered } from "./_broker.ts";
 import { getLockInternals, type LockCompanion, setLockInternals } from "./_lock_access.ts";
 import { TimeoutError } from "./errors.ts";
-import { registerErrorClassByName } from "./_protocol.ts";
+import { registerErrorClassByName } from "./_error_records.ts";
 import { checkInteger, checkOptions, checkTimeoutMs, describeValue } from "./_checks.ts";
 import {
   type Descriptor,

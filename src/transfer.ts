@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { describeValue } from "./_protocol.ts";
+import { describeValue } from "./_checks.ts";
 import { TRANSFER, type TransferMarker } from "./_transfer_marker.ts";
 
 /**

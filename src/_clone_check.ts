@@ -1,0 +1,87 @@
+/**
+ * Whether a value can cross to a worker or a child process, found before sending it, so that the
+ * error names the argument and the place inside it that structured clone would refuse.
+ *
+ * Rules this file keeps:
+ * - The walk clones nothing: a large buffer costs nothing to check.
+ * - It imports nothing but the describer of values.
+ *
+ * @module
+ */
+import { describeValue } from "./_checks.ts";
+
+/** Whether structured clone takes `value`, found by cloning it. */
+export function isCloneable(value: unknown): boolean {
+  try {
+    structuredClone(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds the first argument that structured clone would refuse, without cloning anything: a walk
+ * over the values that stops at leaves such as typed arrays, so a large buffer costs nothing.
+ *
+ * @returns The argument's index and where inside it the culprit sits, or undefined when all clone.
+ */
+export function findUncloneableArgument(
+  args: readonly unknown[],
+): { index: number; path: string; culprit: unknown } | undefined {
+  const seen = new Set<object>();
+  for (let index = 0; index < args.length; index++) {
+    const found = findUncloneable(args[index], "", seen);
+    if (found) return { index, ...found };
+  }
+  return undefined;
+}
+
+const refusedTypes = [WeakMap, WeakSet, WeakRef, Promise] as const;
+
+function findUncloneable(
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+): { path: string; culprit: unknown } | undefined {
+  if (typeof value === "function" || typeof value === "symbol") return { path, culprit: value };
+  if (typeof value !== "object" || value === null || seen.has(value)) return undefined;
+  seen.add(value);
+  if (
+    ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date ||
+    value instanceof RegExp || value instanceof Error
+  ) return undefined;
+  if (refusedTypes.some((type) => value instanceof type)) return { path, culprit: value };
+  if (value instanceof Map) {
+    for (const [key, entry] of value) {
+      const found = findUncloneable(key, `${path}.keys()`, seen) ??
+        findUncloneable(entry, `${path}.get(${describeValue(key)})`, seen);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value instanceof Set) {
+    for (const entry of value) {
+      const found = findUncloneable(entry, `${path}.values()`, seen);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (Array.isArray(value)) {
+    // By index: Object.keys() would make a string per element of a long array.
+    for (let i = 0; i < value.length; i++) {
+      const entry = value[i];
+      if (typeof entry !== "object" && typeof entry !== "function" && typeof entry !== "symbol") {
+        continue;
+      }
+      const found = findUncloneable(entry, `${path}[${i}]`, seen);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    const found = findUncloneable((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+    if (found) return found;
+  }
+  return undefined;
+}
