@@ -240,62 +240,54 @@ export function checkTimeoutMs(value: unknown, what?: string): number | undefine
 }
 
 /**
- * Checks a boolean option.
+ * A check of an option's type: the value when it passes (or undefined when not given), else a
+ * `TypeError` that says what the option must be.
+ */
+export type TypeCheck<T> = (
+  value: unknown,
+  name: string,
+  what?: string,
+  optional?: boolean,
+) => T | undefined;
+
+/** Makes a {@linkcode TypeCheck} from a test and the words for what passes it. */
+function typeCheck<T>(test: (value: unknown) => value is T, rule: string): TypeCheck<T> {
+  return (value, name, what, optional = true) => {
+    if ((optional && value === undefined) || test(value)) return value as T | undefined;
+    fail(TypeError, name, what, rule, value);
+  };
+}
+
+/**
+ * Checks a boolean option. `optional` (true by default) says whether undefined stands for "not
+ * given"; pass false for a property being set.
  *
- * @param value The value, or undefined.
- * @param name The option's name.
- * @param what The API that takes it, for messages.
- * @param optional Whether undefined stands for "not given"; false for a property being set.
- * @returns The value, or undefined.
  * @throws {TypeError} When it is not a boolean.
  */
-export function checkBoolean(
-  value: unknown,
-  name: string,
-  what?: string,
-  optional = true,
-): boolean | undefined {
-  if ((optional && value === undefined) || typeof value === "boolean") return value;
-  fail(TypeError, name, what, "a boolean", value);
-}
+export const checkBoolean: TypeCheck<boolean> = typeCheck(
+  (value): value is boolean => typeof value === "boolean",
+  "a boolean",
+);
 
 /**
- * Checks a string option, such as a `name`.
+ * Checks a string option, such as a `name`; `optional` as for {@linkcode checkBoolean}.
  *
- * @param value The value, or undefined.
- * @param name The option's name.
- * @param what The API that takes it, for messages.
- * @param optional Whether undefined stands for "not given"; false for a property being set.
- * @returns The value, or undefined.
  * @throws {TypeError} When it is not a string.
  */
-export function checkString(
-  value: unknown,
-  name: string,
-  what?: string,
-  optional = true,
-): string | undefined {
-  if ((optional && value === undefined) || typeof value === "string") return value;
-  fail(TypeError, name, what, "a string", value);
-}
+export const checkString: TypeCheck<string> = typeCheck(
+  (value): value is string => typeof value === "string",
+  "a string",
+);
 
 /**
- * Checks an array option, such as `args`.
+ * Checks an array option, such as `args`; `optional` as for {@linkcode checkBoolean}.
  *
- * @param value The value, or undefined.
- * @param name The option's name.
- * @param what The API that takes it, for messages.
- * @returns The value, or undefined.
  * @throws {TypeError} When it is not an array.
  */
-export function checkArray(
-  value: unknown,
-  name: string,
-  what?: string,
-): readonly unknown[] | undefined {
-  if (value === undefined || Array.isArray(value)) return value;
-  fail(TypeError, name, what, "an array", value);
-}
+export const checkArray: TypeCheck<readonly unknown[]> = typeCheck(
+  (value): value is readonly unknown[] => Array.isArray(value),
+  "an array",
+);
 
 /**
  * Checks an option that takes one of a few values.
