@@ -16,7 +16,7 @@ export function startNodeWorker(
   listeners: ChildListeners,
 ): ChildHandle {
   const worker = new Worker(
-    entry,
+    workerEntry(entry),
     {
       name: options.name,
       resourceLimits: options.maxHeapMb === undefined
@@ -55,4 +55,14 @@ export function startNodeWorker(
     },
     setRef: (ref) => ref ? worker.ref() : worker.unref(),
   };
+}
+
+/**
+ * `node:worker_threads` takes only `file:` and `data:` URLs. A library imported over https, as JSR
+ * serves it, starts its workers on a `data:` module that imports the entry from where it lives.
+ */
+function workerEntry(entry: URL): URL {
+  if (entry.protocol === "file:" || entry.protocol === "data:") return entry;
+  const source = `import ${JSON.stringify(entry.href)};`;
+  return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
 }

@@ -67,6 +67,7 @@ function holds(descriptor: Deno.PermissionDescriptor): boolean {
 export function childProcessCommand(
   options: ChildCommandOptions = {},
 ): { command: string; args: string[] } {
+  checkCanStartChildren();
   const flags = permissionFlags(options.permissions ?? "inherit");
   if (options.maxHeapMb !== undefined) {
     flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
@@ -83,6 +84,27 @@ export function childProcessCommand(
       String(Deno.pid),
     ],
   };
+}
+
+/**
+ * A child process is a `deno` started through `node:child_process`, which needs the run grant for
+ * the binary and the whole environment (it copies it), and a child needs to read its entry. Without
+ * them the start would fail deep inside the runtime with a message that names none of the flags.
+ *
+ * @throws {Deno.errors.NotCapable} Naming each missing flag.
+ */
+function checkCanStartChildren(): void {
+  const missing: string[] = [];
+  if (!holds({ name: "run", command: Deno.execPath() })) missing.push("--allow-run");
+  if (!holds({ name: "env" })) missing.push("--allow-env");
+  const entryScope = moduleReadScope(childEntry.href);
+  if (entryScope !== undefined && !canRead(entryScope)) missing.push(`--allow-read`);
+  if (missing.length === 0) return;
+  throw new Deno.errors.NotCapable(
+    `Starting a child process needs ${
+      missing.join(" and ")
+    }: run deno with --allow-read --allow-env --allow-run (or --allow-run=${Deno.execPath()})`,
+  );
 }
 
 /** What a child is granted, kind by kind; a kind that is absent is not granted. */

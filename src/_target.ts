@@ -7,11 +7,11 @@
  *
  * @module
  */
-import { parse } from "acorn";
+import { parse } from "npm:acorn@^8.14.0";
 import type { TargetSpec } from "./_protocol.ts";
 import { checkModule, describeValue } from "./_checks.ts";
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { mainModuleUrl } from "./_platform.deno.ts";
 
@@ -55,9 +55,9 @@ export function describeTarget(
     const text = readModuleText(module);
     if (text === null) {
       throw new TypeError(
-        `${what} 'module' does not exist: '${
-          String(options.module)
-        }'; pass a URL or path of a module that exports the target`,
+        `${what} 'module' does not exist: '${String(options.module)}'${
+          relativeHint(options.module)
+        }; pass a URL or path of a module that exports the target`,
       );
     }
     if (
@@ -271,6 +271,21 @@ export function toModuleUrl(module: string | URL): string {
   // A scheme of two letters or more; a single letter is a Windows drive.
   if (/^[a-z][a-z0-9+.-]+:/i.test(module)) return new URL(module).href;
   return pathToFileURL(resolve(module)).href;
+}
+
+/**
+ * For a relative path: what it was resolved against (the working directory, not the file that
+ * wrote it) and the URL form that resolves against that file instead.
+ */
+function relativeHint(module: string | URL | undefined): string {
+  if (typeof module !== "string" || /^[a-z][a-z0-9+.-]+:/i.test(module) || isAbsolute(module)) {
+    return "";
+  }
+  return ` (resolved against the working directory '${resolve(".")}' to '${
+    toModuleUrl(module)
+  }'; to name a file beside the calling module, pass new URL(${
+    JSON.stringify(module)
+  }, import.meta.url))`;
 }
 
 /**
