@@ -1,11 +1,25 @@
 /**
  * Draws a benchmark's {@linkcode ChartSpec} as SVG with Apache ECharts, rendered on the server side:
- * no DOM and no canvas, so it runs the same on Deno and on Node. ECharts is imported only here, and
+ * no DOM and no canvas, so it runs the same on Deno and on Node. ECharts is loaded (by `_echarts.*.ts`)
  * only when a chart is asked for, so that the library and the other commands never load it.
  *
  * @module
  */
 import type { ChartSpec } from "./_bench.ts";
+import { loadEcharts } from "./_echarts.deno.ts";
+
+/** The part of ECharts that the charts use, so that its types need not be loaded to check them. */
+export interface Echarts {
+  init(
+    dom: null,
+    theme: null,
+    options: { renderer: "svg"; ssr: true; width: number; height: number },
+  ): {
+    setOption(option: Record<string, unknown>): void;
+    renderToSVGString(): string;
+    dispose(): void;
+  };
+}
 
 const WIDTH = 860;
 const HEIGHT = 500;
@@ -27,10 +41,10 @@ function niceCeiling(value: number): number {
 /**
  * Renders `spec` to a standalone SVG document.
  *
- * @throws {Error} When ECharts cannot be loaded.
+ * @throws {Error} When ECharts cannot be loaded, saying how to install it.
  */
 export async function renderChart(spec: ChartSpec): Promise<string> {
-  const echarts = await import("echarts");
+  const echarts = await loadEcharts();
   const chart = echarts.init(null, null, {
     renderer: "svg",
     ssr: true,

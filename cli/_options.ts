@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs } from "@std/cli/parse-args";
+import { parseArgs } from "node:util";
 
 /** A command-line mistake: the CLI prints it with the usage and exits with code 2. */
 export class UsageError extends Error {
@@ -40,35 +40,47 @@ export type ParsedOptions =
  * @throws {UsageError} For an unknown option or a value that its `parse` refuses.
  */
 export function parseOptions(args: string[], specs: readonly OptionSpec[]): ParsedOptions {
-  const valued = specs.filter((spec) => spec.placeholder !== undefined).map((spec) => spec.name);
-  const flags = specs.filter((spec) => spec.placeholder === undefined).map((spec) => spec.name);
-  const parsed = parseArgs(args, {
-    string: valued,
-    boolean: [...flags, "help", "version"],
-    alias: { h: "help", V: "version" },
-    unknown: (arg: string) => {
-      if (arg.startsWith("-")) throw new UsageError(`Unknown option '${arg}'`);
-      return true;
-    },
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+    version: { type: "boolean", short: "V" },
+  };
+  for (const spec of specs) {
+    options[spec.name] = { type: spec.placeholder === undefined ? "boolean" : "string" };
+  }
+  // Not strict: unknown options and missing values are reported here, in the command's words.
+  const { tokens } = parseArgs({
+    args,
+    options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
   });
-  if (parsed.help) return { kind: "help" };
-  if (parsed.version) return { kind: "version" };
+  const given = new Map<string, string | true>();
+  const positional: string[] = [];
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      positional.push(token.value);
+    } else if (token.kind === "option") {
+      if (!Object.hasOwn(options, token.name)) {
+        throw new UsageError(`Unknown option '${token.rawName}'`);
+      }
+      given.set(token.name, options[token.name].type === "string" ? token.value ?? "" : true);
+    }
+  }
+  if (given.has("help")) return { kind: "help" };
+  if (given.has("version")) return { kind: "version" };
   const settings: Settings = {};
   for (const spec of specs) {
-    const given = parsed[spec.name];
+    const value = given.get(spec.name);
     if (spec.placeholder === undefined) {
-      settings[spec.name] = given === true;
+      settings[spec.name] = value === true;
       continue;
     }
-    // A repeated option arrives as an array; the last one wins, as in most commands.
-    const text = Array.isArray(given) ? given.at(-1) : given ?? spec.default;
-    settings[spec.name] = text === undefined
-      ? undefined
-      : spec.parse
-      ? spec.parse(String(text))
-      : String(text);
+    // A repeated option: the last one wins, as in most commands.
+    const text = typeof value === "string" ? value : spec.default;
+    settings[spec.name] = text === undefined ? undefined : spec.parse ? spec.parse(text) : text;
   }
-  return { kind: "run", settings, positional: parsed._.map(String) };
+  return { kind: "run", settings, positional };
 }
 
 /** The usage lines of `specs`, aligned: `  --name VALUE   Description (default …)`. */

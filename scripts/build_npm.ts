@@ -12,7 +12,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
-import { Context, deno2node, emit, ts } from "deno2node";
+import { Context, deno2node, emit, ts } from "npm:deno2node@1.16.0";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { errorMessage, npmCli, run } from "./_command.ts";
@@ -46,6 +46,10 @@ export const config: BuildOptions = {
     license: denoJson.license,
     keywords: ["multiprocessing", "threading", "worker_threads", "child_process", "pool"],
     engines: { node: ">=20" },
+    // `multiproc bench --svg` draws with ECharts (62 MB installed); nothing else loads it, so a
+    // user of the library does not download it. The command says how to install it when missing.
+    peerDependencies: { echarts: "^6.1.0" },
+    peerDependenciesMeta: { echarts: { optional: true } },
   },
   // The npm package's README shows Node usage; the repository's README is Deno first.
   copyFiles: [{ from: "docs/npm_readme.md", to: "README.md" }, "LICENSE"],
@@ -107,6 +111,8 @@ export async function build(options: BuildOptions, test = false): Promise<string
   });
   await installNodeModules(workDir, {
     ...prepared.testDependencies,
+    // The tests draw charts, so the optional peers are installed where they run.
+    ...(options.package.peerDependencies as Record<string, string> | undefined),
     ...prepared.dependencies,
     "@types/node": options.compilerOptions.nodeTypes,
   });
@@ -359,7 +365,7 @@ async function compile({ ctx, options, wrappers }: Prepared): Promise<void> {
 
 /**
  * A module that only re-exports an untyped package under a `// @ts-types` declaration file (see
- * `cli/_std/`) compiles to that re-export, and its declarations to the declaration file. tsc has
+ * `tests/_std/`) compiles to that re-export, and its declarations to the declaration file. tsc has
  * no `@ts-types`, so it sees the declaration file in the module's place.
  */
 function unwrapTypedReExport(
@@ -381,7 +387,7 @@ function unwrapTypedReExport(
   ) {
     throw new Error(
       "`// @ts-types` is supported only in a module whose sole statement is one typed " +
-        "`export * from` (a wrapper like cli/_std/parse_args.ts)",
+        "`export * from` (a wrapper like tests/_std/assert.ts)",
     );
   }
   const declarations = Deno.readTextFileSync(resolve(sourceFile.getDirectoryPath(), typesPath));

@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli/parse-args";
-import { Context, ts } from "deno2node";
+import { Context, ts } from "npm:deno2node@1.16.0";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { errorMessage, npmCli, run } from "./_command.ts";

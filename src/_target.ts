@@ -7,6 +7,8 @@
  *
  * @module
  */
+// A full specifier: the library must load from a project whose import map does not list acorn
+// (imported by path, or over https), and the npm build turns it into the package name.
 import { parse } from "npm:acorn@^8.14.0";
 import type { TargetSpec } from "./_protocol.ts";
 import { checkModule, describeValue } from "./_checks.ts";

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { XMLParser } from "fast-xml-parser";
+import { XMLParser } from "npm:fast-xml-parser@^5.3.0";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

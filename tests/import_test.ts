@@ -295,3 +295,28 @@ Deno.test("a relative 'module' string that is not found says what it was resolve
   assertStringIncludes(error.message, `working directory '${process.cwd()}'`);
   assertStringIncludes(error.message, 'new URL("./no_such_dir/lib.ts", import.meta.url)');
 });
+
+Deno.test({
+  name: "deno task demo fetches no package that the demo does not use",
+  ignore: !deno,
+  fn() {
+    // `deno task` first installs every npm package of the import map and of the lock file: the
+    // dev tools (deno2node, fast-check, ...) must be in neither for a plain `deno task demo`.
+    const config = JSON.parse(readFileSync(join(repo, "deno.json"), "utf8"));
+    assertEquals(config.lock, false, "deno.json must not use a lock file by default");
+    for (const [name, target] of Object.entries(config.imports ?? {})) {
+      assert(!String(target).startsWith("npm:"), `the import map names an npm package: ${name}`);
+    }
+    assert(/^deno run (?!.*--lock)/.test(config.tasks.demo), config.tasks.demo);
+    // What the demo loads: the command's module graph and the npm packages in it.
+    const graph = JSON.parse(
+      execFileSync(Deno.execPath(), ["info", "--json", join(repo, "cli/main.ts")], {
+        encoding: "utf8",
+        cwd: repo,
+      }),
+    );
+    const packages = Object.values(graph.npmPackages as Record<string, { name: string }>)
+      .map((npm) => npm.name);
+    assertEquals(packages, ["acorn"]);
+  },
+});

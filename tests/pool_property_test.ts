@@ -28,7 +28,7 @@
  * ```
  */
 import { assert, assertEquals, assertInstanceOf, assertRejects, fail } from "@std/assert";
-import fc from "fast-check";
+import fc from "npm:fast-check@^4.10.2";
 import process from "node:process";
 import {
   BrokenPoolError,

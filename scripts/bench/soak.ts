@@ -306,7 +306,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
 
 /** Writes this script as plain JavaScript at `path`, importing the npm build's compiled modules. */
 async function emitNode(path: string): Promise<void> {
-  const { ts } = await import("deno2node");
+  const { ts } = await import("npm:deno2node@1.16.0");
   const { dirname, relative, resolve } = await import("node:path");
   const { writeFileSync } = await import("node:fs");
   const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -316,7 +316,11 @@ async function emitNode(path: string): Promise<void> {
     return specifier.startsWith(".") ? specifier : `./${specifier}`;
   };
   const source = readFileSync(fileURLToPath(import.meta.url), "utf8")
-    .replace(`"@std/cli/parse-args"`, JSON.stringify(esm("cli/_std/parse_args.js")))
+    // The npm build installs deno-std for the tests; the package itself does not depend on it.
+    .replace(
+      `"@std/cli/parse-args"`,
+      JSON.stringify(esm("../.tmp/node/node_modules/deno-std/cli/parse_args.js")),
+    )
     .replace(`"../../mod.ts"`, JSON.stringify(esm("mod.js")));
   const { outputText } = ts.transpileModule(source, {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },

@@ -6,4 +6,4 @@
  * @module
  */
 // @ts-types="./assert.d.ts"
-export * from "deno-std/assert/mod.js";
+export * from "npm:deno-std@1.4.0/assert/mod.js";

@@ -6,4 +6,4 @@
  * @module
  */
 // @ts-types="./parse_args.d.ts"
-export * from "deno-std/cli/parse_args.js";
+export * from "npm:deno-std@1.4.0/cli/parse_args.js";
