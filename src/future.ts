@@ -2,6 +2,13 @@
  * {@linkcode Future}, {@linkcode asCompleted} and {@linkcode wait}, as in Python's
  * `concurrent.futures`.
  *
+ * Rules this file keeps:
+ * - A future is handed out itself, never unwrapped: `asCompleted()` is a hand-written async
+ *   iterator, because an async generator (and any promise resolution) replaces a thenable with
+ *   its value.
+ * - Waiting never rejects because of a future's outcome; only a timeout ends a wait early.
+ * - `timeoutMs` is any non-negative number, `Infinity` meaning no limit, however large.
+ *
  * @module
  */
 import {
@@ -29,6 +36,38 @@ export interface FutureTask<T> {
   quiet?: boolean;
 }
 
+/** Options for {@linkcode Future.result} and {@linkcode Future.exception}. */
+export interface FutureWaitOptions {
+  /**
+   * The longest wait, in milliseconds; then the call rejects with a `TimeoutError` and the future
+   * goes on. `Infinity` (or leaving it out) waits without limit.
+   */
+  timeoutMs?: number;
+}
+
+const TIMEOUT_HINT = "pass { timeoutMs: 1000 } for a wait of at most a second";
+
+/** Settles with the outcome of `promise`, or rejects with a `TimeoutError` after `timeoutMs`. */
+function within<T>(promise: Promise<T>, timeoutMs: number | undefined, what: string): Promise<T> {
+  if (timeoutMs === undefined || timeoutMs === Infinity) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setLongTimeout(
+      () => reject(new TimeoutError(`${what} did not finish within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    promise.then(
+      (value) => {
+        timer.clear();
+        resolve(value);
+      },
+      (error) => {
+        timer.clear();
+        reject(error);
+      },
+    );
+  });
+}
+
 /**
  * The eventual outcome of a task submitted to a pool, as Python's `concurrent.futures.Future`. It
  * is a promise-like object: `await future` gives the result or throws the task's error. Unlike a
@@ -46,6 +85,7 @@ export interface FutureTask<T> {
  */
 export class Future<T = unknown> implements PromiseLike<T> {
   #task: FutureTask<T>;
+  #callbacks: ((future: Future<T>) => void)[] | undefined;
 
   /**
    * Wraps a task; pools make futures, callers do not.
@@ -95,6 +135,116 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 
   /**
+   * The task's result, as Python's `Future.result(timeout)`: waits for the task, at most
+   * `timeoutMs`.
+   *
+   * @param options `timeoutMs`: the longest wait; no limit when left out or `Infinity`.
+   * @returns A promise of the result.
+   * @throws {TimeoutError} (as a rejection) When the task has not finished within `timeoutMs`;
+   * the task goes on.
+   * @throws {CancelledError} (as a rejection) When the task was cancelled (or the cancellation's
+   * own reason: an abort signal's, a task timeout's `TimeoutError`).
+   * @throws {Error} (as a rejection) The task's own error, when it failed.
+   * @throws {TypeError} When `options` is not an object, or has an unknown key.
+   * @throws {RangeError} When `timeoutMs` is negative or NaN.
+   * @example Wait at most a second
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 1 });
+   * const future = pool.submit((x: number) => x + 1, [41]);
+   * console.log(await future.result({ timeoutMs: 10_000 })); // 42
+   * ```
+   */
+  result(options?: FutureWaitOptions): Promise<T> {
+    const timeoutMs = checkTimeoutMs(
+      checkOptions(options, "Future.result()", ["timeoutMs"], TIMEOUT_HINT).timeoutMs,
+      "Future.result()",
+    );
+    return within(this.#task.promise, timeoutMs, "The future");
+  }
+
+  /**
+   * The task's error, as Python's `Future.exception(timeout)`: waits for the task, at most
+   * `timeoutMs`, and gives what it threw, or `undefined` when it succeeded.
+   *
+   * @param options `timeoutMs`: the longest wait; no limit when left out or `Infinity`.
+   * @returns A promise of the task's error, or of `undefined` after a result.
+   * @throws {TimeoutError} (as a rejection) When the task has not finished within `timeoutMs`.
+   * @throws {CancelledError} (as a rejection) When the task was cancelled (or the cancellation's
+   * own reason).
+   * @throws {TypeError} When `options` is not an object, or has an unknown key.
+   * @throws {RangeError} When `timeoutMs` is negative or NaN.
+   * @example Look at a failure without try/catch
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 1 });
+   * const future = pool.submit((text: string) => JSON.parse(text), ["{"]);
+   * const error = await future.exception();
+   * console.log(error instanceof SyntaxError); // true
+   * ```
+   */
+  exception(options?: FutureWaitOptions): Promise<unknown> {
+    const timeoutMs = checkTimeoutMs(
+      checkOptions(options, "Future.exception()", ["timeoutMs"], TIMEOUT_HINT).timeoutMs,
+      "Future.exception()",
+    );
+    const outcome = this.#task.promise.then(
+      () => undefined,
+      (error) => {
+        if (this.cancelled()) throw error;
+        return error;
+      },
+    );
+    return within(outcome, timeoutMs, "The future");
+  }
+
+  /**
+   * Calls `fn(future)` once the future has settled, as Python's `add_done_callback()`: at once if
+   * it already has, else when it settles, in the order added. A callback that throws is reported
+   * on stderr and does not stop the others.
+   *
+   * @param fn Called with this future.
+   * @throws {TypeError} When `fn` is not a function.
+   * @example
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * await using pool = new ThreadPool({ size: 1 });
+   * const future = pool.submit(() => "ready");
+   * const seen = new Promise((resolve) => future.addDoneCallback((f) => resolve(f.done())));
+   * console.log(await seen); // true
+   * ```
+   */
+  addDoneCallback(fn: (future: Future<T>) => void): void {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Future.addDoneCallback() 'fn' must be a function: received ${describeValue(fn)}`,
+      );
+    }
+    if (this.done()) return this.#call(fn);
+    if (this.#callbacks === undefined) {
+      const callbacks: ((future: Future<T>) => void)[] = this.#callbacks = [];
+      const run = () => {
+        this.#callbacks = undefined;
+        for (const callback of callbacks) this.#call(callback);
+      };
+      this.#task.promise.then(run, run);
+    }
+    this.#callbacks.push(fn);
+  }
+
+  #call(fn: (future: Future<T>) => void): void {
+    try {
+      fn(this);
+    } catch (error) {
+      // As Python logs it: a callback's failure is the callback's, not the future's.
+      console.error("Exception in a done callback of a Future:", error);
+    }
+  }
+
+  /**
    * Cancels the task: a queued task leaves the queue, and a running one has its worker stopped
    * (and replaced). The future rejects with `reason`, a `CancelledError` by default.
    *
@@ -141,7 +291,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
 /** Options for {@linkcode asCompleted}. */
 export interface AsCompletedOptions {
-  /** The longest wait for all of them, in milliseconds; then a `TimeoutError` is thrown. */
+  /**
+   * The longest wait for all of them, in milliseconds from the call; then the iteration throws a
+   * `TimeoutError`, after the futures that settled in time. `Infinity` waits without limit.
+   */
   timeoutMs?: number;
 }
 
@@ -170,79 +323,150 @@ function toList<F>(futures: Iterable<F>, what: string): F[] {
   return list;
 }
 
+/** Whether `future` is known to have settled already, without waiting for a callback. */
+function settledNow(future: unknown): boolean {
+  return future instanceof Future && future.done();
+}
+
 /**
- * Yields the futures (or promises) as they settle, first settled first, as Python's
- * `as_completed()`. Each is yielded itself, settled: `await` it for its result or error.
+ * A future as {@linkcode asCompleted} hands it over: the very object that was passed in, typed
+ * without `then`. TypeScript types the variable of `for await` as the awaited value of what the
+ * iterator yields, which for a future would be its result; without `then` in its type, the loop
+ * variable stays a future, with `result()`, `exception()`, `done()` and the rest. `await
+ * future.result()` gives the result with its type.
+ *
+ * @typeParam F The type of the futures or promises passed in.
+ */
+export type CompletedFuture<F> = F & { then: never };
+
+/**
+ * The iterator of {@linkcode asCompleted}. Written by hand rather than as an async generator:
+ * a generator's `yield` would await each future and hand out its value instead of the future.
+ */
+class AsCompletedIterator<F extends PromiseLike<unknown>>
+  implements AsyncIterableIterator<CompletedFuture<F>> {
+  #total: number;
+  #timeoutMs: number;
+  /** The futures that settled in time, in the order they settled. */
+  #settled: F[] = [];
+  #next = 0;
+  #finished = false;
+  #timedOut = false;
+  #wake: (() => void) | undefined;
+  #timer: LongTimeout | undefined;
+
+  constructor(list: F[], timeoutMs: number) {
+    this.#total = list.length;
+    this.#timeoutMs = timeoutMs;
+    for (const future of list) {
+      // Those settled before the call come first, as in Python.
+      if (settledNow(future)) this.#settled.push(future);
+    }
+    for (const future of list) {
+      if (settledNow(future)) continue;
+      const done = () => {
+        // One that settles after the deadline is not yielded: the iteration has timed out.
+        if (this.#timedOut || this.#finished) return;
+        this.#settled.push(future);
+        this.#wake?.();
+      };
+      future.then(done, done);
+    }
+    // Armed now, as the deadline counts from the call. Promises that had settled before it
+    // report in microtasks, which run before any timer: they count as in time, even for 0 ms.
+    if (this.#settled.length < this.#total) {
+      this.#timer = setLongTimeout(() => {
+        this.#timer = undefined;
+        this.#timedOut = true;
+        this.#wake?.();
+      }, timeoutMs);
+    }
+  }
+
+  async next(): Promise<IteratorResult<CompletedFuture<F>, undefined>> {
+    while (!this.#finished) {
+      if (this.#next < this.#settled.length) {
+        const future = this.#settled[this.#next];
+        this.#settled[this.#next++] = undefined as unknown as F;
+        if (this.#next === this.#total) this.#finish();
+        return { value: future as CompletedFuture<F>, done: false };
+      }
+      if (this.#timedOut) {
+        this.#finish();
+        throw new TimeoutError(
+          `${
+            this.#total - this.#next
+          } of ${this.#total} futures did not finish within ${this.#timeoutMs} ms`,
+        );
+      }
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+    return { value: undefined, done: true };
+  }
+
+  return(): Promise<IteratorResult<CompletedFuture<F>, undefined>> {
+    this.#finish();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  #finish(): void {
+    this.#finished = true;
+    this.#timer?.clear();
+    this.#timer = undefined;
+    this.#settled = [];
+    this.#wake?.();
+  }
+}
+
+/**
+ * Yields the futures (or promises) themselves as they settle, first settled first, as Python's
+ * `as_completed()`: the same objects that were passed in, each once, with those that had settled
+ * before the call first. A future that failed or was cancelled is yielded like any other; `await`
+ * it, or call `result()` or `exception()`, for its outcome. Only a timeout ends the iteration
+ * early.
  *
  * @param futures The futures or promises to watch; each counts once.
- * @param options `timeoutMs`: the longest wait for all of them.
- * @returns An async iterable of the same futures, in the order they settle.
- * @throws {TimeoutError} (from the iteration) When some are still pending after `timeoutMs`.
- * @throws {TypeError} When `futures` is not an iterable of futures or promises.
- * @throws {RangeError} When `timeoutMs` is negative or NaN; `Infinity` waits without limit.
- * @throws {TypeError} When `timeoutMs` is not a number, or an option is unknown.
- * @example Handle results as they come
+ * @param options `timeoutMs`: the longest wait for all of them, from this call.
+ * @returns An async iterator of the same futures, in the order they settle, each typed as a
+ * {@linkcode CompletedFuture} so that `for await` leaves it a future.
+ * @throws {TimeoutError} (from the iteration) When some are still pending after `timeoutMs`, once
+ * those that settled in time have been yielded.
+ * @throws {TypeError} When `futures` is not an iterable of futures or promises, or `options` is
+ * not an object or has an unknown key.
+ * @throws {RangeError} When `timeoutMs` is negative or NaN.
+ * @example Handle each outcome as it comes
  * ```ts
  * import { asCompleted, ThreadPool } from "@multiproc/multiproc";
  *
  * await using pool = new ThreadPool({ size: 2 });
  * const sleep = async (ms: number) => {
  *   await new Promise((resolve) => setTimeout(resolve, ms));
+ *   if (ms > 100) throw new Error(`${ms} ms is too long`);
  *   return ms;
  * };
  * const futures = [200, 10].map((ms) => pool.submit(sleep, [ms]));
- * for await (const future of asCompleted(futures)) console.log(await future); // 10, then 200
+ * for await (const future of asCompleted(futures)) {
+ *   const error = await future.exception();
+ *   const outcome = error instanceof Error ? error.message : await future.result();
+ *   console.log(futures.indexOf(future), outcome); // 1 10, then 0 "200 ms is too long"
+ * }
  * ```
  */
 export function asCompleted<F extends PromiseLike<unknown>>(
   futures: Iterable<F>,
-  options: AsCompletedOptions = {},
-): AsyncIterable<F> {
+  options?: AsCompletedOptions,
+): AsyncIterableIterator<CompletedFuture<F>> {
   const list = toList(futures, "asCompleted()");
   const timeoutMs = checkTimeoutMs(
-    checkOptions(options, "asCompleted()", ["timeoutMs"]).timeoutMs,
+    checkOptions(options, "asCompleted()", ["timeoutMs"], TIMEOUT_HINT).timeoutMs,
     "asCompleted()",
   );
-  return {
-    async *[Symbol.asyncIterator]() {
-      const settled: F[] = [];
-      let wake: (() => void) | undefined;
-      for (const future of list) {
-        const done = () => {
-          settled.push(future);
-          wake?.();
-        };
-        future.then(done, done);
-      }
-      let timer: LongTimeout | undefined;
-      let timedOut = false;
-      if (timeoutMs !== undefined) {
-        timer = setLongTimeout(() => {
-          timedOut = true;
-          wake?.();
-        }, timeoutMs);
-      }
-      try {
-        for (let yielded = 0; yielded < list.length;) {
-          if (settled.length > yielded) {
-            yield settled[yielded++];
-            continue;
-          }
-          if (timedOut) {
-            throw new TimeoutError(
-              `${
-                list.length - yielded
-              } of ${list.length} futures did not finish within ${timeoutMs} ms`,
-            );
-          }
-          await new Promise<void>((resolve) => wake = resolve);
-          wake = undefined;
-        }
-      } finally {
-        timer?.clear();
-      }
-    },
-  };
+  return new AsCompletedIterator(list, timeoutMs ?? Infinity);
 }
 
 /** When {@linkcode wait} returns, as in Python. */
@@ -250,7 +474,10 @@ export type ReturnWhen = "FIRST_COMPLETED" | "FIRST_EXCEPTION" | "ALL_COMPLETED"
 
 /** Options for {@linkcode wait}. */
 export interface WaitOptions {
-  /** The longest wait, in milliseconds; then `wait` returns what has settled so far. */
+  /**
+   * The longest wait, in milliseconds; then `wait` returns what has settled so far. `Infinity`
+   * waits without limit.
+   */
   timeoutMs?: number;
   /**
    * `"ALL_COMPLETED"` (the default): when all have settled; `"FIRST_COMPLETED"`: when any has;
@@ -272,15 +499,16 @@ const returnWhens: readonly ReturnWhen[] = ["FIRST_COMPLETED", "FIRST_EXCEPTION"
 
 /**
  * Waits for futures (or promises), as Python's `concurrent.futures.wait()`. It never rejects
- * because of a future: it sorts them into those that settled and those that did not.
+ * because of a future: it sorts them into those that settled and those that did not. Every future
+ * that has settled when it returns is in `done`, whatever `returnWhen` says: with futures that
+ * had all settled before the call, `"FIRST_COMPLETED"` reports them all.
  *
  * @param futures The futures or promises to wait for; each counts once.
  * @param options `returnWhen` and `timeoutMs`.
  * @returns The sets `done` and `notDone`.
  * @throws {TypeError} When `futures` is not an iterable of futures or promises, or `returnWhen` is
- * not one of the three names.
- * @throws {RangeError} When `timeoutMs` is negative or NaN; `Infinity` waits without limit.
- * @throws {TypeError} When `timeoutMs` is not a number, or an option is unknown.
+ * not one of the three names, or `options` is not an object or has an unknown key.
+ * @throws {RangeError} When `timeoutMs` is negative or NaN.
  * @example Wait for the first one
  * ```ts
  * import { ThreadPool, wait } from "@multiproc/multiproc";
@@ -297,14 +525,14 @@ const returnWhens: readonly ReturnWhen[] = ["FIRST_COMPLETED", "FIRST_EXCEPTION"
  */
 export function wait<F extends PromiseLike<unknown>>(
   futures: Iterable<F>,
-  options: WaitOptions = {},
+  options?: WaitOptions,
 ): Promise<WaitResult<F>> {
   let list: F[];
   let timeoutMs: number | undefined;
   let returnWhen: ReturnWhen;
   try {
     list = toList(futures, "wait()");
-    const checked = checkOptions(options, "wait()", ["timeoutMs", "returnWhen"]);
+    const checked = checkOptions(options, "wait()", ["timeoutMs", "returnWhen"], TIMEOUT_HINT);
     timeoutMs = checkTimeoutMs(checked.timeoutMs, "wait()");
     returnWhen = checkOneOf(checked.returnWhen, "returnWhen", returnWhens, "wait()") ??
       "ALL_COMPLETED";
@@ -313,6 +541,7 @@ export function wait<F extends PromiseLike<unknown>>(
   }
   return new Promise((resolve) => {
     const done = new Set<F>();
+    let failed = false;
     let timer: LongTimeout | undefined;
     let finished = false;
     const finish = () => {
@@ -321,23 +550,36 @@ export function wait<F extends PromiseLike<unknown>>(
       timer?.clear();
       resolve({ done: new Set(done), notDone: new Set(list.filter((f) => !done.has(f))) });
     };
-    if (list.length === 0) return finish();
+    const check = () => {
+      scheduled = false;
+      if (
+        done.size === list.length || (returnWhen === "FIRST_COMPLETED" && done.size > 0) ||
+        (returnWhen === "FIRST_EXCEPTION" && failed)
+      ) finish();
+    };
+    // Outcomes are gathered for one microtask before the conditions are checked, so that futures
+    // that settle together (all those settled before the call, for one) are all in `done`.
+    let scheduled = false;
+    const schedule = () => {
+      if (scheduled || finished) return;
+      scheduled = true;
+      queueMicrotask(check);
+    };
     for (const future of list) {
+      if (settledNow(future)) done.add(future);
       future.then(
         () => {
           done.add(future);
-          if (returnWhen === "FIRST_COMPLETED" || done.size === list.length) finish();
+          schedule();
         },
         () => {
           done.add(future);
-          const cancelled = future instanceof Future && future.cancelled();
-          if (
-            returnWhen === "FIRST_COMPLETED" || (returnWhen === "FIRST_EXCEPTION" && !cancelled) ||
-            done.size === list.length
-          ) finish();
+          if (!(future instanceof Future && future.cancelled())) failed = true;
+          schedule();
         },
       );
     }
+    schedule();
     if (timeoutMs !== undefined) timer = setLongTimeout(finish, timeoutMs);
   });
 }

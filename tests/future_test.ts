@@ -1,32 +1,87 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { asCompleted, Future, ThreadPool, TimeoutError, wait } from "../mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import { asCompleted, CancelledError, Future, ThreadPool, TimeoutError, wait } from "../mod.ts";
 import { delayed, fail, targetsUrl } from "./fixtures/targets.ts";
 import { waitUntil } from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-Deno.test("asCompleted() yields futures in the order they settle", async () => {
+Deno.test("asCompleted() yields the futures themselves, each once, in completion order", async () => {
   await using pool = new ThreadPool({ size: 3, module: targetsUrl });
   const futures = [300, 10, 120].map((ms) => pool.submit(delayed, [ms, ms]));
-  const order: number[] = [];
-  for await (const future of asCompleted(futures)) order.push(await future);
-  assertEquals(order, [10, 120, 300]);
+  const seen: Future<number>[] = [];
+  for await (const future of asCompleted(futures)) {
+    // Typed as a future too, so that its methods and identity checks compile.
+    assert(futures.includes(future));
+    // The future itself, not its value: a thenable is not unwrapped on the way.
+    assert(future instanceof Future);
+    assert(future.done());
+    seen.push(future);
+  }
+  assertEquals(seen, [futures[1], futures[2], futures[0]]);
+  assert(seen.every((future, i) => futures.indexOf(future) === [1, 2, 0][i]));
+  assertEquals(await Promise.all(seen), [10, 120, 300]);
 });
 
-Deno.test("asCompleted() throws a TimeoutError once timeoutMs has passed", async () => {
-  const slow = new Promise((resolve) => setTimeout(resolve, 400));
+Deno.test("asCompleted() yields failed and cancelled futures without ending the loop", async () => {
+  await using pool = new ThreadPool({ size: 1, module: targetsUrl });
+  const failing = pool.submit(fail, ["boom"]);
+  const slow = pool.submit(delayed, [1, 150]);
+  const queued = pool.submit(delayed, [2, 1]);
+  queued.cancel();
+  const seen: unknown[] = [];
+  for await (const future of asCompleted([failing, slow, queued])) {
+    seen.push(future);
+    const error = await future.exception().catch((e) => e);
+    if (future === failing) assertEquals((error as Error).message, "boom");
+    if (future === queued) assert(error instanceof CancelledError);
+    if (future === slow) assertEquals(await future.result(), 1);
+  }
+  assertEquals(seen.length, 3);
+  assertEquals(new Set(seen), new Set([failing, slow, queued]));
+  // Settled before the call: first, in the order given.
+  assertEquals(seen[0], queued);
+});
+
+Deno.test("asCompleted() with timeoutMs yields what finished in time, then throws TimeoutError", async () => {
+  const fast = Promise.resolve(1);
+  const failed = Promise.reject(new Error("failed in time"));
+  let release!: (value: number) => void;
+  const slow = new Promise<number>((resolve) => release = resolve);
   const seen: unknown[] = [];
   await assertRejects(
     async () => {
-      for await (const p of asCompleted([Promise.resolve(1), slow], { timeoutMs: 50 })) {
-        seen.push(await p);
-      }
+      for await (const p of asCompleted([fast, slow, failed], { timeoutMs: 50 })) seen.push(p);
     },
     TimeoutError,
-    "1 of 2 futures",
+    "1 of 3 futures",
   );
-  assertEquals(seen, [1]);
-  await slow;
+  assertEquals(seen, [fast, failed]);
+  release(2);
+  // A promise settled before the call counts as in time, even with no time at all.
+  const late = asCompleted([slow], { timeoutMs: 0 });
+  assertEquals((await late.next()).value, slow);
+  assertEquals((await late.next()).done, true);
+  // One that settles after the deadline is not yielded, even when nobody was waiting then.
+  const quick = Promise.resolve(3);
+  const after = new Promise((resolve) => setTimeout(resolve, 60, 4));
+  const iterated: unknown[] = [];
+  await assertRejects(async () => {
+    for await (const p of asCompleted([quick, after], { timeoutMs: 30 })) {
+      iterated.push(p);
+      await sleep(120);
+    }
+  }, TimeoutError);
+  assertEquals(iterated, [quick]);
+  const missed = new Promise<void>(() => {});
+  const iterator = asCompleted([missed], { timeoutMs: 20 });
+  await sleep(40);
+  await assertRejects(() => iterator.next(), TimeoutError);
 });
 
 Deno.test("wait() returns on the first completed, the first exception, or all", async () => {
@@ -68,4 +123,88 @@ Deno.test("Future holds its rejection until awaited and is a thenable", async ()
   assert(!future.cancelled());
   await assertRejects(() => future.then(), Error, "later");
   assertEquals(await pool.submit(delayed, [5, 1]).finally(() => {}), 5);
+});
+
+Deno.test("wait() puts every future settled before the call in done, for every returnWhen", async () => {
+  await using pool = new ThreadPool({ size: 2, module: targetsUrl });
+  const futures = [pool.submit(delayed, [1, 1]), pool.submit(fail, ["no"])];
+  await Promise.allSettled(futures);
+  const promises = [Promise.resolve(1), Promise.reject(new Error("x")), Promise.resolve(3)];
+  const pending = new Promise(() => {});
+  for (const returnWhen of ["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"] as const) {
+    const settled = await wait(futures, { returnWhen });
+    assertEquals([settled.done.size, settled.notDone.size], [2, 0], returnWhen);
+    const mixed = await wait([...promises, pending], { returnWhen, timeoutMs: 50 });
+    assertEquals([mixed.done.size, mixed.notDone.size], [3, 1], returnWhen);
+    assert(mixed.notDone.has(pending));
+  }
+});
+
+Deno.test("Future.result() and exception() wait at most timeoutMs, as Python's result(timeout)", async () => {
+  await using pool = new ThreadPool({ size: 2, module: targetsUrl });
+  const slow = pool.submit(delayed, ["late", 300]);
+  await assertRejects(() => slow.result({ timeoutMs: 20 }), TimeoutError, "20 ms");
+  await assertRejects(() => slow.exception({ timeoutMs: 0 }), TimeoutError);
+  // A timed-out wait leaves the task running, as in Python.
+  assert(!slow.done() && !slow.cancelled());
+  assertEquals(await slow.result(), "late");
+  assertEquals(await slow.exception({ timeoutMs: 1 }), undefined);
+  const failing = pool.submit(fail, ["broken"]);
+  const error = await failing.exception({ timeoutMs: 10_000 });
+  assert(error instanceof Error && error.message === "broken");
+  await assertRejects(() => failing.result(), Error, "broken");
+  const cancelled = pool.submit(delayed, [1, 1]);
+  cancelled.cancel();
+  await assertRejects(() => cancelled.result(), CancelledError);
+  await assertRejects(() => cancelled.exception(), CancelledError);
+  assertThrows(() => slow.result(5 as never), TypeError, "{ timeoutMs");
+  assertThrows(() => slow.result({ timeout: 5 } as never), TypeError, "'timeout'");
+  assertThrows(() => slow.exception({ timeoutMs: -1 }), RangeError, "'timeoutMs'");
+});
+
+Deno.test("Future.addDoneCallback() runs at once when done, else on settling, and a throwing callback is reported", async () => {
+  await using pool = new ThreadPool({ size: 1, module: targetsUrl });
+  const future = pool.submit(delayed, [7, 50]);
+  const calls: string[] = [];
+  const reported: unknown[] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => reported.push(args);
+  try {
+    future.addDoneCallback((f) => calls.push(`first ${f === future} ${f.done()}`));
+    future.addDoneCallback(() => {
+      throw new Error("callback failed");
+    });
+    future.addDoneCallback(() => calls.push("third"));
+    assertEquals(calls, []);
+    assertEquals(await future, 7);
+    await sleep(0);
+    assertEquals(calls, ["first true true", "third"]);
+    assertEquals(reported.length, 1);
+    assertStringIncludes(String((reported[0] as unknown[])[1]), "callback failed");
+    // Already done: called before addDoneCallback returns.
+    future.addDoneCallback(() => calls.push("late"));
+    assertEquals(calls.at(-1), "late");
+    future.addDoneCallback(() => {
+      throw new Error("late callback failed");
+    });
+    assertEquals(reported.length, 2);
+  } finally {
+    console.error = consoleError;
+  }
+  assertThrows(() => future.addDoneCallback(5 as never), TypeError, "'fn'");
+});
+
+Deno.test("Infinity and timeouts past 2**31 ms mean no limit in asCompleted(), wait() and Future.result()", async () => {
+  await using pool = new ThreadPool({ size: 2, module: targetsUrl });
+  for (const timeoutMs of [Infinity, 2 ** 31, 2 ** 40]) {
+    const future = pool.submit(delayed, [timeoutMs, 60]);
+    const { done, notDone } = await wait([future], { timeoutMs });
+    assertEquals([done.size, notDone.size], [1, 0], `wait ${timeoutMs}`);
+    const next = pool.submit(delayed, [2, 60]);
+    assertEquals(await next.result({ timeoutMs }), 2);
+    assertEquals(await pool.submit(delayed, [3, 60]).exception({ timeoutMs }), undefined);
+    const seen = [];
+    for await (const f of asCompleted([pool.submit(delayed, [4, 60])], { timeoutMs })) seen.push(f);
+    assertEquals(seen.length, 1, `asCompleted ${timeoutMs}`);
+  }
 });
