@@ -85,7 +85,8 @@ function within<T>(promise: Promise<T>, timeoutMs: number | undefined, what: str
  */
 export class Future<T = unknown> implements PromiseLike<T> {
   #task: FutureTask<T>;
-  #callbacks: ((future: Future<T>) => void)[] | undefined;
+  // Closures rather than the callbacks themselves, so that the type stays covariant in T.
+  #callbacks: (() => void)[] | undefined;
 
   /**
    * Wraps a task; pools make futures, callers do not.
@@ -225,14 +226,14 @@ export class Future<T = unknown> implements PromiseLike<T> {
     }
     if (this.done()) return this.#call(fn);
     if (this.#callbacks === undefined) {
-      const callbacks: ((future: Future<T>) => void)[] = this.#callbacks = [];
+      const callbacks: (() => void)[] = this.#callbacks = [];
       const run = () => {
         this.#callbacks = undefined;
-        for (const callback of callbacks) this.#call(callback);
+        for (const callback of callbacks) callback();
       };
       this.#task.promise.then(run, run);
     }
-    this.#callbacks.push(fn);
+    this.#callbacks.push(() => this.#call(fn));
   }
 
   #call(fn: (future: Future<T>) => void): void {
@@ -329,22 +330,10 @@ function settledNow(future: unknown): boolean {
 }
 
 /**
- * A future as {@linkcode asCompleted} hands it over: the very object that was passed in, typed
- * without `then`. TypeScript types the variable of `for await` as the awaited value of what the
- * iterator yields, which for a future would be its result; without `then` in its type, the loop
- * variable stays a future, with `result()`, `exception()`, `done()` and the rest. `await
- * future.result()` gives the result with its type.
- *
- * @typeParam F The type of the futures or promises passed in.
- */
-export type CompletedFuture<F> = F & { then: never };
-
-/**
  * The iterator of {@linkcode asCompleted}. Written by hand rather than as an async generator:
  * a generator's `yield` would await each future and hand out its value instead of the future.
  */
-class AsCompletedIterator<F extends PromiseLike<unknown>>
-  implements AsyncIterableIterator<CompletedFuture<F>> {
+class AsCompletedIterator<F extends PromiseLike<unknown>> implements AsyncIterableIterator<F> {
   #total: number;
   #timeoutMs: number;
   /** The futures that settled in time, in the order they settled. */
@@ -383,13 +372,13 @@ class AsCompletedIterator<F extends PromiseLike<unknown>>
     }
   }
 
-  async next(): Promise<IteratorResult<CompletedFuture<F>, undefined>> {
+  async next(): Promise<IteratorResult<F, undefined>> {
     while (!this.#finished) {
       if (this.#next < this.#settled.length) {
         const future = this.#settled[this.#next];
         this.#settled[this.#next++] = undefined as unknown as F;
         if (this.#next === this.#total) this.#finish();
-        return { value: future as CompletedFuture<F>, done: false };
+        return { value: future, done: false };
       }
       if (this.#timedOut) {
         this.#finish();
@@ -405,7 +394,7 @@ class AsCompletedIterator<F extends PromiseLike<unknown>>
     return { value: undefined, done: true };
   }
 
-  return(): Promise<IteratorResult<CompletedFuture<F>, undefined>> {
+  return(): Promise<IteratorResult<F, undefined>> {
     this.#finish();
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -432,8 +421,9 @@ class AsCompletedIterator<F extends PromiseLike<unknown>>
  *
  * @param futures The futures or promises to watch; each counts once.
  * @param options `timeoutMs`: the longest wait for all of them, from this call.
- * @returns An async iterator of the same futures, in the order they settle, each typed as a
- * {@linkcode CompletedFuture} so that `for await` leaves it a future.
+ * @returns An async iterator of the same futures, in the order they settle. TypeScript types the
+ * variable of `for await` as each one's awaited value; it holds the future itself, so `await`
+ * gives the result, and `f as unknown as Future<T>` reaches the future's methods.
  * @throws {TimeoutError} (from the iteration) When some are still pending after `timeoutMs`, once
  * those that settled in time have been yielded.
  * @throws {TypeError} When `futures` is not an iterable of futures or promises, or `options` is
@@ -451,16 +441,18 @@ class AsCompletedIterator<F extends PromiseLike<unknown>>
  * };
  * const futures = [200, 10].map((ms) => pool.submit(sleep, [ms]));
  * for await (const future of asCompleted(futures)) {
- *   const error = await future.exception();
- *   const outcome = error instanceof Error ? error.message : await future.result();
- *   console.log(futures.indexOf(future), outcome); // 1 10, then 0 "200 ms is too long"
+ *   try {
+ *     console.log(await future); // 10
+ *   } catch (error) {
+ *     console.log((error as Error).message); // "200 ms is too long"
+ *   }
  * }
  * ```
  */
 export function asCompleted<F extends PromiseLike<unknown>>(
   futures: Iterable<F>,
   options?: AsCompletedOptions,
-): AsyncIterableIterator<CompletedFuture<F>> {
+): AsyncIterableIterator<F> {
   const list = toList(futures, "asCompleted()");
   const timeoutMs = checkTimeoutMs(
     checkOptions(options, "asCompleted()", ["timeoutMs"], TIMEOUT_HINT).timeoutMs,
