@@ -43,16 +43,42 @@ export function registerErrorClassByName(
   registeredErrors.set(ctor.name, ctor);
 }
 
-/** Turns anything that was thrown into a record that crosses any channel. */
+/** Turns anything that was thrown into a record that crosses any channel; never throws. */
 export function serializeError(error: unknown, depth = 0): SerializedError {
-  if (!(error instanceof Error)) {
-    const cloned = isCloneable(error);
-    const text = safeString(error);
+  try {
+    return toRecord(error, depth);
+  } catch {
+    // A value whose getters or proxy traps throw: what can be said of it is that it was thrown.
     return {
       multiprocError: true,
       name: "Error",
-      message: `Non-error value thrown: ${typeof error === "string" ? error : text}`,
-      thrown: cloned ? { value: error, cloned } : { value: text },
+      message: "The thrown value could not be read: its properties throw when read",
+    };
+  }
+}
+
+function toRecord(error: unknown, depth: number): SerializedError {
+  if (!(error instanceof Error)) {
+    if (isCloneable(error)) {
+      return {
+        multiprocError: true,
+        name: "Error",
+        message: `Non-error value thrown: ${safeString(error)}`,
+        thrown: { value: error, cloned: true },
+      };
+    }
+    // "[object Object]" says nothing: name the kind of value and its keys instead.
+    let text = safeString(error);
+    if (/^\[object \w*\]$/.test(text)) {
+      text = `${describeValue(error)} with keys ${
+        Object.keys(error as object).map((key) => `'${key}'`).join(", ") || "(none)"
+      }`;
+    }
+    return {
+      multiprocError: true,
+      name: "Error",
+      message: `Non-error value thrown, which cannot be sent: ${text}`,
+      thrown: { value: text },
     };
   }
   const record: SerializedError = {
@@ -63,7 +89,7 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
   };
   if ("cause" in error && depth < 16) {
     record.cause = error.cause instanceof Error
-      ? serializeError(error.cause, depth + 1)
+      ? toRecord(error.cause, depth + 1)
       : { value: isCloneable(error.cause) ? error.cause : safeString(error.cause) };
   }
   const fields: Record<string, unknown> = {};

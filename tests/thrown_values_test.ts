@@ -40,7 +40,10 @@ for (const Kind of [Thread, Process]) {
     worker.start();
     await worker.join();
     assertInstanceOf(worker.error, Error);
-    assertEquals(worker.error.message, "Non-error value thrown: [object Object]");
+    assertEquals(
+      worker.error.message,
+      "Non-error value thrown, which cannot be sent: object Object with keys 'callback'",
+    );
   });
 }
 
