@@ -28,6 +28,7 @@ export {
   JoinableQueue,
   Queue,
   type QueueOptions,
+  type QueueShutdownOptions,
   type QueueWaitOptions,
   SimpleQueue,
 } from "./src/queue.ts";

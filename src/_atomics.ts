@@ -101,24 +101,27 @@ const atomicsWaitAsync = (Atomics as unknown as {
 }).waitAsync;
 
 let pendingWaits = 0;
-let keepAlive: ReturnType<typeof setInterval> | undefined;
+let aliveTimer: ReturnType<typeof setInterval> | undefined;
 
 /**
  * Waits until `i32[index]` is notified or no longer `expected`, without blocking. An
  * `Atomics.waitAsync` alone does not keep Deno's event loop alive, so a ref'd timer is held for as
- * long as any wait is pending, as a real blocking call would hold the program.
+ * long as any wait is pending, as a real blocking call would hold the program; a wait in the
+ * background (a watcher) passes `keepAlive` false.
  */
 export function waitAsync(
   i32: Int32Array,
   index: number,
   expected: number,
   timeoutMs = Infinity,
+  keepAlive = true,
 ): Promise<WaitOutcome> {
   const result = atomicsWaitAsync(i32, index, expected, timeoutMs);
   if (!result.async) return Promise.resolve(result.value);
-  if (pendingWaits++ === 0) keepAlive = setInterval(() => {}, 2 ** 30);
+  if (!keepAlive) return result.value;
+  if (pendingWaits++ === 0) aliveTimer = setInterval(() => {}, 2 ** 30);
   return result.value.finally(() => {
-    if (--pendingWaits === 0) clearInterval(keepAlive);
+    if (--pendingWaits === 0) clearInterval(aliveTimer);
   });
 }
 

@@ -8,7 +8,7 @@
 import { connectToParent } from "./_child_link.deno.ts";
 import { type ParentMessage, TaskMode } from "./_protocol.ts";
 import { TaskLoop } from "./_worker_child.ts";
-import { type BrokerReplyMessage, handleBrokerReply } from "./_revive.ts";
+import { type BrokerReplyMessage, handleBrokerReply } from "./_broker.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
 // tell (test registrations, for one, stay out of children).

@@ -15,9 +15,8 @@
  * @module
  */
 import { adoptOwner, ownerCounter, setWorkerThread } from "./_atomics.ts";
-import { deserializeError, serializeError } from "./_error_records.ts";
+import { type BrokerClient, brokerClient } from "./_broker.ts";
 import type { ParentLink } from "./_channel.ts";
-import type { SerializedError } from "./_protocol.ts";
 
 /** Where an object is being sent. */
 export type Destination = "thread" | "process";
@@ -124,8 +123,8 @@ function isEncoded(value: unknown): value is Encoded {
 export interface ReviveContext {
   /** Whether this child is a worker thread or a child process. */
   where: Destination;
-  /** In a child process: the line to the parent's broker. */
-  remote?: RemoteChannel;
+  /** The client of the parent's broker, for objects whose memory stays in the parent. */
+  client(): BrokerClient;
   /** Revives a descriptor nested in `data` (a Value's lock, for one). */
   revive(encoded: unknown): unknown;
 }
@@ -153,7 +152,6 @@ function loadClasses(): Promise<unknown> {
 }
 
 let linkSeen: ParentLink | undefined;
-let remote: RemoteChannel | undefined;
 
 /**
  * Brings the objects among `args` back to life in this child, the inverse of
@@ -165,7 +163,6 @@ export function decodeArgs(args: unknown[], link: ParentLink): unknown[] | Promi
   if (linkSeen !== link) {
     linkSeen = link;
     setWorkerThread(link.kind === "thread");
-    remote = link.kind === "process" ? new RemoteChannel(link) : undefined;
   }
   let found = false;
   for (const value of args) {
@@ -206,7 +203,7 @@ function reviveEncoded(encoded: Encoded, link: ParentLink): unknown {
   if (!reviver) throw new TypeError(`Unknown kind of shared object: '${encoded[MARK]}'`);
   const context: ReviveContext = {
     where: link.kind,
-    remote,
+    client: () => brokerClient(link),
     revive: (inner) => isEncoded(inner) ? reviveEncoded(inner, link) : inner,
   };
   return reviver(encoded.data, context);
@@ -265,109 +262,4 @@ const taskEndHooks = new Set<WeakRef<() => unknown>>();
 /** Registers `hook` to run at the end of each task in this child (see {@linkcode settleTask}). */
 export function onTaskEnd(hook: () => unknown): void {
   taskEndHooks.add(new WeakRef(hook));
-}
-
-// ---------------------------------------------------------------------------------------------
-// The line from a child process to the parent's broker
-
-/** Child to parent: perform `op` on the broker's object `id`. */
-export interface BrokerMessage {
-  type: "broker";
-  id: string;
-  op: string;
-  args: unknown[];
-  /** The call to answer; 0 for a call that wants an answer only when it fails. */
-  callId: number;
-}
-
-/** Parent to child: the outcome of a broker call. */
-export interface BrokerReplyMessage {
-  type: "broker-reply";
-  callId: number;
-  /** The object called, for the failure of a call that wanted no answer. */
-  id?: string;
-  value?: unknown;
-  error?: SerializedError;
-}
-
-/** Requests from a child process to the objects that its parent's broker keeps. */
-export class RemoteChannel {
-  #link: ParentLink;
-  #nextCallId = 1;
-  #pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
-  // Errors of calls that nobody awaited (a release, a set): thrown by the object's next call.
-  #deferred = new Map<string, Error>();
-
-  constructor(link: ParentLink) {
-    this.#link = link;
-  }
-
-  /** Performs `op` on object `id` in the parent and resolves with its outcome. */
-  call(id: string, op: string, args: unknown[] = []): Promise<unknown> {
-    const deferred = this.#deferred.get(id);
-    if (deferred) {
-      this.#deferred.delete(id);
-      return Promise.reject(deferred);
-    }
-    const callId = this.#nextCallId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(callId, { resolve, reject });
-      const message: BrokerMessage = { type: "broker", id, op, args, callId };
-      this.#link.send(message).catch((error) => {
-        this.#pending.delete(callId);
-        reject(error);
-      });
-    });
-  }
-
-  /**
-   * Performs `op` without waiting, and without an answer unless it fails; an error surfaces at
-   * the object's next call. Sent in order with the calls, so a release follows its writes.
-   */
-  cast(id: string, op: string, args: unknown[] = []): void {
-    this.throwDeferred(id);
-    const message: BrokerMessage = { type: "broker", id, op, args, callId: 0 };
-    this.#link.send(message).catch((error) => this.#deferred.set(id, error));
-  }
-
-  /** Throws the error of an earlier unawaited call on object `id`, if there was one. */
-  throwDeferred(id: string): void {
-    const deferred = this.#deferred.get(id);
-    if (deferred) {
-      this.#deferred.delete(id);
-      throw deferred;
-    }
-  }
-
-  /** Settles the call that `message` answers. */
-  settle(message: BrokerReplyMessage): void {
-    if (message.callId === 0) {
-      if (message.id && message.error) {
-        this.#deferred.set(message.id, deserializeError(message.error));
-      }
-      return;
-    }
-    const pending = this.#pending.get(message.callId);
-    if (!pending) return;
-    this.#pending.delete(message.callId);
-    if (message.error) pending.reject(deserializeError(message.error));
-    else pending.resolve(message.value);
-  }
-}
-
-/** Hands a `broker-reply` message from the parent to the call that waits for it. */
-export function handleBrokerReply(message: BrokerReplyMessage): void {
-  remote?.settle(message);
-}
-
-/** Builds the reply to a broker call. */
-export function brokerReply(
-  message: { callId: number; id: string },
-  outcome: { value?: unknown; error?: unknown },
-): BrokerReplyMessage {
-  const reply: BrokerReplyMessage = { type: "broker-reply", callId: message.callId };
-  if (message.callId === 0) reply.id = message.id;
-  if ("error" in outcome) reply.error = serializeError(outcome.error);
-  else reply.value = outcome.value;
-  return reply;
 }

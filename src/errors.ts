@@ -156,6 +156,97 @@ export class QueueEmptyError extends Error {
 }
 
 /**
+ * A lock's owner (a thread or process) ended while it held the lock. The lock was released for it;
+ * the first acquisition after that fails with this error, once, to say that whatever the lock
+ * guarded may be half-updated. Acquire again to go on. This follows Win32's abandoned mutexes.
+ *
+ * @example
+ * ```ts
+ * import { AbandonedLockError } from "@multiproc/multiproc";
+ *
+ * const error = new AbandonedLockError("The lock's owner ended", { ownerId: 3 });
+ * console.log(error.name, error.ownerId); // "AbandonedLockError" 3
+ * ```
+ */
+export class AbandonedLockError extends Error {
+  /** Always `"AbandonedLockError"`, also after the error crossed from a worker. */
+  override name = "AbandonedLockError";
+  /** The owner id of the thread or process that ended while holding the lock. */
+  readonly ownerId: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What happened, in a sentence.
+   * @param options The owner id of the thread or process that ended.
+   */
+  constructor(message: string, options: { ownerId: number }) {
+    super(message);
+    this.ownerId = options.ownerId;
+  }
+}
+
+/**
+ * A {@linkcode Barrier} was broken: a party timed out, or it was aborted or reset while parties
+ * waited, as Python's `threading.BrokenBarrierError`.
+ *
+ * @example
+ * ```ts
+ * import { BrokenBarrierError } from "@multiproc/multiproc";
+ *
+ * console.log(new BrokenBarrierError("The barrier is broken").name); // "BrokenBarrierError"
+ * ```
+ */
+export class BrokenBarrierError extends Error {
+  /** Always `"BrokenBarrierError"`, also after the error crossed from a worker. */
+  override name = "BrokenBarrierError";
+}
+
+/**
+ * A put or get on a queue that was shut down, as Python 3.13's `queue.ShutDown`: every put after
+ * `shutdown()`, and every get once the queue is empty (at once after `shutdown({ immediate: true })`).
+ *
+ * @example
+ * ```ts
+ * import { Queue, ShutDown } from "@multiproc/multiproc";
+ *
+ * const q = new Queue<number>();
+ * q.shutdown();
+ * try {
+ *   await q.put(1);
+ * } catch (error) {
+ *   console.log(error instanceof ShutDown); // true
+ * }
+ * ```
+ */
+export class ShutDown extends Error {
+  /** Always `"ShutDown"`, also after the error crossed from a worker. */
+  override name = "ShutDown";
+}
+
+/**
+ * `recv()` on a pipe's end whose other end was closed, or ended with the thread or process that
+ * held it, once no message is left, as Python's `EOFError`.
+ *
+ * @example
+ * ```ts
+ * import { EOFError, Pipe } from "@multiproc/multiproc";
+ *
+ * const [a, b] = Pipe();
+ * b.close();
+ * try {
+ *   await a.recv();
+ * } catch (error) {
+ *   console.log(error instanceof EOFError); // true
+ * }
+ * ```
+ */
+export class EOFError extends Error {
+  /** Always `"EOFError"`, also after the error crossed from a worker. */
+  override name = "EOFError";
+}
+
+/**
  * Makes errors of a custom class come back from workers and child processes as instances of that
  * class, found by its name. Errors are rebuilt without calling the constructor: their message,
  * stack, `cause` and own fields are restored as they were thrown. Built-in errors and multiproc's

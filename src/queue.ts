@@ -6,26 +6,43 @@
  * thread can put and any thread can take, each item exactly once, in FIFO order. Passed to a
  * `Process`, a queue stays in the parent and the child uses it through the parent's broker, with
  * the same calls; `qsize()`, `empty()` and `full()` are then approximate, as Python warns they are.
+ * A child may pass a queue on to its own threads and processes.
  *
  * Shared objects (locks, queues) cannot be put on a queue; pass them as task arguments instead.
  *
+ * Rules this file keeps: it checks arguments and calls the operations of each queue's handle
+ * (the state machine is in `_queue_atomics.ts`; the mechanism in `_shared.ts`). Python's
+ * positional `get(False)` and `put(item, False)` keep Python's meaning.
+ *
  * @module
  */
-import { assertCanBlock, currentOwnerId, deadlineOf, remaining, waitUntil } from "./_atomics.ts";
-import { brokerOp, registerBrokered } from "./_broker.ts";
-import { QueueEmptyError, QueueFullError, TimeoutError } from "./errors.ts";
-import { checkInteger, checkOptions } from "./_checks.ts";
+import { currentOwnerId, deadlineOf } from "./_atomics.ts";
+import { checkBoolean, checkInteger, checkOptions } from "./_checks.ts";
+import { registerErrorClassByName } from "./_error_records.ts";
 import {
-  type Descriptor,
-  type Destination,
-  newObjectId,
-  registerReviver,
-  rememberInstance,
-  type RemoteChannel,
-  reviveOnce,
-  toDescriptor,
-} from "./_revive.ts";
-import { decodeItem, encodeItem, H, Ring, type RingBuffers } from "./_ring.ts";
+  attachQueue,
+  isShutDown,
+  newQueue,
+  type QueueBuffers,
+  queueBuffers,
+  queueGetSync,
+  queueOps,
+  queuePutSync,
+  queueSize,
+  type QueueState,
+} from "./_queue_atomics.ts";
+import {
+  blockingTimeout,
+  handleOf,
+  rejecting,
+  shareable,
+  Shared,
+  type SharedKind,
+  waitTimeout,
+} from "./_shared.ts";
+import { ShutDown } from "./errors.ts";
+
+registerErrorClassByName(ShutDown);
 
 /** Options for {@linkcode Queue} and {@linkcode JoinableQueue}. */
 export interface QueueOptions {
@@ -37,413 +54,103 @@ export interface QueueOptions {
 export interface QueueWaitOptions {
   /** When false, do not wait: fail at once if the queue is full (or empty). Defaults to true. */
   blocking?: boolean;
-  /** The longest wait in milliseconds; no limit when omitted. Then a `TimeoutError`. */
+  /** The longest wait in milliseconds; no limit when omitted or `Infinity`. Then a `TimeoutError`. */
   timeoutMs?: number;
 }
 
-interface QueueState {
-  id: string;
-  maxsize: number;
-  joinable: boolean;
-  ring?: Ring;
-  remote?: { channel: RemoteChannel; id: string };
+/** Options for {@linkcode Queue.prototype.shutdown}. */
+export interface QueueShutdownOptions {
+  /** When true, the items left are dropped and gets fail at once, as Python's `immediate=True`. */
+  immediate?: boolean;
 }
 
-let attaching: QueueState | undefined;
+type QueueConfig = { maxsize: number };
+type QueueHandle = Shared<QueueState, QueueConfig, typeof queueOps>;
 
-function deadlineOfWait(options: QueueWaitOptions | undefined): number {
-  if (options?.blocking === false) return 0;
-  return deadlineOf(options?.timeoutMs);
-}
+// Handles closed with close(): later puts and gets through them throw.
+const closed = new WeakSet<object>();
 
-function timeoutOf(deadline: number): number {
-  return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
-}
-
-function fullError(state: QueueState, deadline: number): Error {
-  return deadline === 0
-    ? new QueueFullError(`The queue is full: maxsize ${state.maxsize}`)
-    : new TimeoutError(`The queue stayed full: maxsize ${state.maxsize}`);
-}
-
-function emptyError(deadline: number): Error {
-  return deadline === 0
-    ? new QueueEmptyError("The queue is empty")
-    : new TimeoutError("No item arrived on the queue in time");
-}
-
-/**
- * With the ring locked by the caller: pushes the item when there is room, or counts the caller
- * among the waiting putters. Unlocks either way.
- *
- * @returns Undefined once pushed; otherwise the sequence number to wait on for room.
- */
-function pushOrEnlist(
-  state: QueueState,
-  encoded: { tag: number; payload: Uint8Array },
-): number | undefined {
-  const ring = state.ring!;
-  const h = ring.header;
-  const seq = Atomics.load(h, H.PUT_SEQ);
-  if (state.maxsize === 0 || ring.count < state.maxsize) {
-    try {
-      ring.push(encoded.tag, encoded.payload);
-      if (state.joinable) Atomics.add(h, H.UNFINISHED, 1);
-    } finally {
-      ring.unlock();
-    }
-    wakeGetters(h);
-    return undefined;
-  }
-  Atomics.add(h, H.PUT_WAITERS, 1);
-  ring.unlock();
-  return seq;
-}
-
-/**
- * With the ring locked by the caller: takes the oldest item when there is one, or counts the
- * caller among the waiting getters. Unlocks either way.
- *
- * @returns The item taken, or the sequence number to wait on for an item.
- */
-function shiftOrEnlist(state: QueueState): { tag: number; payload: Uint8Array } | number {
-  const ring = state.ring!;
-  const h = ring.header;
-  const seq = Atomics.load(h, H.GET_SEQ);
-  if (ring.count > 0) {
-    let item;
-    try {
-      item = ring.shift();
-    } finally {
-      ring.unlock();
-    }
-    wakePutters(h);
-    return item;
-  }
-  Atomics.add(h, H.GET_WAITERS, 1);
-  ring.unlock();
-  return seq;
-}
-
-/** Puts an already serialized item, waiting without blocking while the queue is full. */
-async function putAsync(
-  state: QueueState,
-  encoded: { tag: number; payload: Uint8Array },
-  deadline: number,
-  owner: number,
-  signal?: AbortSignal,
-): Promise<void> {
-  const ring = state.ring!;
-  const h = ring.header;
-  for (;;) {
-    if (!ring.tryLock(owner)) await ring.lock(owner, signal);
-    const seq = pushOrEnlist(state, encoded);
-    if (seq === undefined) return;
-    try {
-      if (remaining(deadline) === 0) throw fullError(state, deadline);
-      await waitUntil(h, H.PUT_SEQ, seq, deadline, signal);
-    } finally {
-      Atomics.sub(h, H.PUT_WAITERS, 1);
-    }
-  }
-}
-
-function putSync(state: QueueState, item: unknown, deadline: number): void {
-  const encoded = encodeItem(item);
-  const ring = state.ring!;
-  const h = ring.header;
-  const owner = currentOwnerId();
-  for (;;) {
-    ring.lockSync(owner);
-    const seq = pushOrEnlist(state, encoded);
-    if (seq === undefined) return;
-    try {
-      if (remaining(deadline) === 0) throw fullError(state, deadline);
-      assertCanBlock("putSync()");
-      Atomics.wait(h, H.PUT_SEQ, seq, remaining(deadline));
-    } finally {
-      Atomics.sub(h, H.PUT_WAITERS, 1);
-    }
-  }
-}
-
-function wakeGetters(h: Int32Array): void {
-  Atomics.add(h, H.GET_SEQ, 1);
-  if (Atomics.load(h, H.GET_WAITERS) > 0) Atomics.notify(h, H.GET_SEQ, 1);
-}
-
-function wakePutters(h: Int32Array): void {
-  Atomics.add(h, H.PUT_SEQ, 1);
-  if (Atomics.load(h, H.PUT_WAITERS) > 0) Atomics.notify(h, H.PUT_SEQ, 1);
-}
-
-/** Takes an item, waiting without blocking while the queue is empty. */
-async function getAsync(
-  state: QueueState,
-  deadline: number,
-  owner: number,
-  signal?: AbortSignal,
-): Promise<unknown> {
-  const ring = state.ring!;
-  const h = ring.header;
-  for (;;) {
-    if (!ring.tryLock(owner)) await ring.lock(owner, signal);
-    const taken = shiftOrEnlist(state);
-    if (typeof taken !== "number") return decodeItem(taken.tag, taken.payload);
-    const seq = taken;
-    try {
-      if (remaining(deadline) === 0) throw emptyError(deadline);
-      await waitUntil(h, H.GET_SEQ, seq, deadline, signal);
-    } finally {
-      Atomics.sub(h, H.GET_WAITERS, 1);
-    }
-  }
-}
-
-function getSync(state: QueueState, deadline: number): unknown {
-  const ring = state.ring!;
-  const h = ring.header;
-  const owner = currentOwnerId();
-  for (;;) {
-    ring.lockSync(owner);
-    const taken = shiftOrEnlist(state);
-    if (typeof taken !== "number") return decodeItem(taken.tag, taken.payload);
-    const seq = taken;
-    try {
-      if (remaining(deadline) === 0) throw emptyError(deadline);
-      assertCanBlock("getSync()");
-      Atomics.wait(h, H.GET_SEQ, seq, remaining(deadline));
-    } finally {
-      Atomics.sub(h, H.GET_WAITERS, 1);
-    }
-  }
-}
-
-async function pollRing(state: QueueState, deadline: number, signal?: AbortSignal) {
-  const h = state.ring!.header;
-  for (;;) {
-    const seq = Atomics.load(h, H.GET_SEQ);
-    if (state.ring!.count > 0) return true;
-    if (remaining(deadline) === 0) return false;
-    Atomics.add(h, H.GET_WAITERS, 1);
-    try {
-      await waitUntil(h, H.GET_SEQ, seq, deadline, signal);
-    } finally {
-      Atomics.sub(h, H.GET_WAITERS, 1);
-    }
-  }
-}
-
-function taskDone(state: QueueState): void {
-  const h = state.ring!.header;
-  for (;;) {
-    const left = Atomics.load(h, H.UNFINISHED);
-    if (left <= 0) throw new RangeError("taskDone() called more times than there were items");
-    if (Atomics.compareExchange(h, H.UNFINISHED, left, left - 1) === left) {
-      if (left === 1) Atomics.notify(h, H.UNFINISHED);
-      return;
-    }
-  }
-}
-
-async function joinQueue(state: QueueState, deadline: number, signal?: AbortSignal) {
-  const h = state.ring!.header;
-  for (;;) {
-    const left = Atomics.load(h, H.UNFINISHED);
-    if (left === 0) return;
-    if (remaining(deadline) === 0) {
-      throw new TimeoutError(`${left} items of the queue were not marked done in time`);
-    }
-    await waitUntil(h, H.UNFINISHED, left, deadline, signal);
-  }
-}
-
-function queueBrokerOp(state: QueueState) {
-  // A child's puts are performed one after another: a put that waits for the ring (or for room)
-  // must not be overtaken by the next one, or a single producer's items would change order.
-  const putChains = new Map<number, Promise<unknown>>();
-  const chained = (owner: number, put: () => Promise<unknown>) => {
-    const previous = putChains.get(owner);
-    const next = previous ? previous.then(put, put) : put();
-    putChains.set(owner, next);
-    const forget = () => {
-      if (putChains.get(owner) === next) putChains.delete(owner);
-    };
-    next.then(forget, forget);
-    return next;
-  };
-  return (op: string, args: unknown[], owner: number, signal: AbortSignal): unknown => {
-    const size = () => state.ring!.count;
-    const deadline = (index: number) => {
-      const timeout = args[index] as number;
-      return timeout === Infinity ? Infinity : performance.now() + timeout;
-    };
-    switch (op) {
-      case "put": {
-        const encoded = encodeItem(args[0]);
-        const until = deadline(1);
-        // An item sent without waiting is delivered even when its sender has exited meanwhile.
-        const putSignal = state.maxsize === 0 ? undefined : signal;
-        return chained(owner, () => putAsync(state, encoded, until, owner, putSignal))
-          .then(() => [undefined, size()]);
-      }
-      case "get":
-        return getAsync(state, deadline(0), owner, signal).then((item) => [item, size()]);
-      case "qsize":
-        return [size(), size()];
-      case "poll":
-        return pollRing(state, deadline(0), signal).then((ready) => [ready, size()]);
-      case "taskDone":
-        return [taskDone(state), size()];
-      case "join":
-        return joinQueue(state, deadline(0), signal).then(() => [undefined, size()]);
-    }
-    throw new TypeError(`Unknown queue operation '${op}'`);
-  };
-}
-
-/** The engine behind the three queue classes. */
-class QueueImpl {
-  readonly state: QueueState;
-  #closed = false;
-  #lastSize = 0;
-
-  constructor(options: QueueOptions, joinable: boolean, what: string) {
-    const attached = attaching;
-    attaching = undefined;
-    if (attached) {
-      this.state = attached;
-      return;
-    }
-    checkOptions(options, what, ["maxsize"]);
-    const maxsize = checkInteger(options.maxsize, "maxsize") ?? 0;
-    this.state = { id: newObjectId(), maxsize, joinable, ring: new Ring() };
-  }
-
-  #check(): void {
-    if (this.#closed) throw new Error("The queue is closed");
-  }
-
-  async #call(op: string, args: unknown[]): Promise<unknown> {
-    const { channel, id } = this.state.remote!;
-    const [value, size] = await channel.call(id, op, args) as [unknown, number];
-    this.#lastSize = size;
-    return value;
-  }
-
-  async put(item: unknown, options?: QueueWaitOptions): Promise<void> {
-    this.#check();
-    const deadline = deadlineOfWait(options);
-    if (this.state.remote) {
-      if (this.state.maxsize === 0) {
+function queueKind(kind: string, type: { prototype: object }, joinable: boolean) {
+  const spec: SharedKind<QueueState, QueueConfig, typeof queueOps> = {
+    kind,
+    type,
+    share: queueBuffers,
+    attach: (buffers, config) => attachQueue(buffers as QueueBuffers, config.maxsize, joinable),
+    ops: queueOps,
+    watch: queueSize,
+    client: {
+      put: (handle, send, args) => {
+        if ((handle.config as QueueConfig).maxsize !== 0) return send();
         // An unbounded queue cannot refuse an item: the put goes without waiting for an answer,
         // as Python's feeder thread sends it, and a failure surfaces at the next call.
-        const { channel, id } = this.state.remote;
-        channel.cast(id, "put", [item, Infinity]);
-        this.#lastSize++;
-        return;
-      }
-      await this.#call("put", [item, timeoutOf(deadline)]);
-      return;
-    }
-    return putAsync(this.state, encodeItem(item), deadline, currentOwnerId());
-  }
-
-  putSync(item: unknown, options?: QueueWaitOptions): void {
-    this.#check();
-    if (this.state.remote) assertCanBlock("putSync() of a queue from a parent process");
-    putSync(this.state, item, deadlineOfWait(options));
-  }
-
-  async get(options?: QueueWaitOptions): Promise<unknown> {
-    this.#check();
-    const deadline = deadlineOfWait(options);
-    if (this.state.remote) return await this.#call("get", [timeoutOf(deadline)]);
-    return getAsync(this.state, deadline, currentOwnerId());
-  }
-
-  getSync(options?: QueueWaitOptions): unknown {
-    this.#check();
-    if (this.state.remote) assertCanBlock("getSync() of a queue from a parent process");
-    return getSync(this.state, deadlineOfWait(options));
-  }
-
-  async poll(timeoutMs: number): Promise<boolean> {
-    this.#check();
-    const deadline = deadlineOf(timeoutMs);
-    if (this.state.remote) return await this.#call("poll", [timeoutOf(deadline)]) as boolean;
-    return pollRing(this.state, deadline);
-  }
-
-  qsize(): number {
-    return this.state.ring ? this.state.ring.count : this.#lastSize;
-  }
-
-  close(): void {
-    this.#closed = true;
-  }
-
-  taskDone(): void {
-    if (this.state.remote) {
-      const { channel, id } = this.state.remote;
-      return channel.cast(id, "taskDone");
-    }
-    taskDone(this.state);
-  }
-
-  async join(options?: { timeoutMs?: number }): Promise<void> {
-    const deadline = deadlineOf(options?.timeoutMs);
-    if (this.state.remote) {
-      await this.#call("join", [timeoutOf(deadline)]);
-      return;
-    }
-    return joinQueue(this.state, deadline);
-  }
-
-  descriptor(kind: string, destination: Destination, ownerId: number): Descriptor {
-    const { id, maxsize, joinable, ring, remote } = this.state;
-    if (remote) {
-      throw new TypeError(
-        "A queue received from a parent process cannot be passed on to another thread or process; create it in the parent and pass it from there",
-      );
-    }
-    if (destination === "process") {
-      registerBrokered(id, { [brokerOp]: queueBrokerOp(this.state) }, ownerId);
-      return { kind, data: { id, maxsize, joinable } };
-    }
-    return { kind, data: { id, maxsize, joinable, buffers: ring!.buffers } };
-  }
+        const { remote, id } = handle;
+        remote!.cast(id, "put", args);
+        remote!.know(id, (handle.watched() as number ?? 0) + 1);
+        return Promise.resolve();
+      },
+    },
+  };
+  Shared.define(spec);
+  shareable(type);
+  return spec;
 }
 
-const impls = new WeakMap<object, QueueImpl>();
+function open(queue: object): QueueHandle {
+  if (closed.has(queue)) throw new Error("The queue is closed");
+  return handleOf<QueueHandle>(queue);
+}
 
-function reviveQueue(kind: string, make: () => object): void {
-  registerReviver(kind, (data, context) => {
-    const { id, maxsize, joinable, buffers } = data as {
-      id: string;
-      maxsize: number;
-      joinable: boolean;
-      buffers?: RingBuffers;
-    };
-    return reviveOnce(id, () => {
-      attaching = context.where === "process"
-        ? { id, maxsize, joinable, remote: { channel: context.remote!, id } }
-        : { id, maxsize, joinable, ring: new Ring(buffers) };
-      try {
-        return make();
-      } finally {
-        attaching = undefined;
-      }
-    });
-  });
+function put(queue: object, item: unknown, options: QueueWaitOptions | boolean | undefined) {
+  return rejecting(() =>
+    open(queue).call("put", item, blockingTimeout(options, `${queue.constructor.name}.put()`))
+  );
+}
+
+function putSync(queue: object, item: unknown, options: QueueWaitOptions | boolean | undefined) {
+  const what = `${queue.constructor.name}.putSync()`;
+  const timeoutMs = blockingTimeout(options, what);
+  const state = open(queue).here(what);
+  queuePutSync(state, item, currentOwnerId(), timeoutMs === 0 ? 0 : deadlineOf(timeoutMs));
+}
+
+function get(queue: object, options: QueueWaitOptions | boolean | undefined): Promise<never> {
+  return rejecting(() =>
+    open(queue).call("get", blockingTimeout(options, `${queue.constructor.name}.get()`))
+  ) as Promise<never>;
+}
+
+function getSync(queue: object, options: QueueWaitOptions | boolean | undefined): never {
+  const what = `${queue.constructor.name}.getSync()`;
+  const timeoutMs = blockingTimeout(options, what);
+  const state = open(queue).here(what);
+  return queueGetSync(
+    state,
+    currentOwnerId(),
+    timeoutMs === 0 ? 0 : deadlineOf(timeoutMs),
+  ) as never;
+}
+
+function size(queue: object): number {
+  return handleOf<QueueHandle>(queue).watched() as number ?? 0;
 }
 
 /**
- * Waits until `queue` holds an item, without taking it, for `Connection.poll()`. Not part of the
- * public API: mod.ts exports this module's classes by name.
+ * Waits until `queue` holds an item (or was shut down), without taking it, for
+ * `Connection.poll()`. Not part of the public API: mod.ts exports this module's classes by name.
  */
 export function pollQueue(queue: SimpleQueue, timeoutMs: number): Promise<boolean> {
-  return impls.get(queue)!.poll(timeoutMs);
+  return rejecting(() => open(queue).call("poll", timeoutMs));
+}
+
+/** Shuts `queue` down, for `Connection.close()`; see {@linkcode Queue.prototype.shutdown}. */
+export function shutdownQueue(queue: SimpleQueue, immediate: boolean): void {
+  handleOf<QueueHandle>(queue).cast("shutdown", immediate);
+}
+
+/** Whether `queue` was shut down, as far as this realm knows; for `Connection`. */
+export function queueShutDown(queue: SimpleQueue): boolean {
+  const state = handleOf<QueueHandle>(queue).local;
+  return state !== undefined && isShutDown(state);
 }
 
 /**
@@ -468,37 +175,44 @@ export function pollQueue(queue: SimpleQueue, timeoutMs: number): Promise<boolea
  * ```
  */
 export class Queue<T = unknown> {
-  #impl: QueueImpl;
-
   /**
    * Creates a queue.
    *
-   * @param options `maxsize`: the most items it holds (0, the default, for no limit).
+   * @param options `maxsize`: the most items it holds (0, the default, for no limit); as a
+   * number too, as in Python's `Queue(maxsize)`.
    * @throws {RangeError} When `maxsize` is not a non-negative integer.
+   * @throws {TypeError} For an unknown option.
    */
-  constructor(options: QueueOptions = {}) {
-    this.#impl = new QueueImpl(options, this instanceof JoinableQueue, "Queue");
-    impls.set(this, this.#impl);
-    rememberInstance(this.#impl.state.id, this);
+  constructor(options: QueueOptions | number = {}) {
+    const joinable = this instanceof JoinableQueue;
+    const what = joinable ? "JoinableQueue" : "Queue";
+    const maxsize = checkInteger(
+      typeof options === "number" ? options : checkOptions(options, what, ["maxsize"]).maxsize,
+      "maxsize",
+      { what },
+    ) ?? 0;
+    Shared.create(this, joinable ? JOINABLE : QUEUE, { maxsize }, newQueue(maxsize, joinable));
   }
 
   /** The queue's `maxsize` (0 for no limit). */
   get maxsize(): number {
-    return this.#impl.state.maxsize;
+    return handleOf<QueueHandle>(this).config.maxsize;
   }
 
   /**
    * Puts an item at the end, waiting while the queue is full.
    *
    * @param item Any value that structured clone accepts.
-   * @param options `blocking: false` to fail at once when full; `timeoutMs` to give up.
+   * @param options `blocking: false` (or Python's `false`) to fail at once when full;
+   * `timeoutMs` to give up.
    * @returns A promise that resolves once the item is on the queue.
    * @throws {QueueFullError} (as a rejection) With `blocking: false`, when the queue is full.
    * @throws {TimeoutError} (as a rejection) When it stayed full for `timeoutMs`.
+   * @throws {ShutDown} (as a rejection) When the queue was shut down.
    * @throws {TypeError} (as a rejection) When the item cannot be cloned.
    */
-  put(item: T, options?: QueueWaitOptions): Promise<void> {
-    return this.#impl.put(item, options);
+  put(item: T, options?: QueueWaitOptions | boolean): Promise<void> {
+    return put(this, item, options);
   }
 
   /**
@@ -509,7 +223,7 @@ export class Queue<T = unknown> {
    * @throws {QueueFullError} (as a rejection) When the queue is full.
    */
   putNowait(item: T): Promise<void> {
-    return this.#impl.put(item, { blocking: false });
+    return put(this, item, false);
   }
 
   /**
@@ -521,20 +235,22 @@ export class Queue<T = unknown> {
    * @throws {TimeoutError} When it stayed full for `timeoutMs`.
    * @throws {Error} When it would block the main thread, or for a queue of a parent process.
    */
-  putSync(item: T, options?: QueueWaitOptions): void {
-    this.#impl.putSync(item, options);
+  putSync(item: T, options?: QueueWaitOptions | boolean): void {
+    putSync(this, item, options);
   }
 
   /**
    * Takes the item at the front, waiting while the queue is empty.
    *
-   * @param options `blocking: false` to fail at once when empty; `timeoutMs` to give up.
+   * @param options `blocking: false` (or Python's `false`) to fail at once when empty;
+   * `timeoutMs` to give up.
    * @returns The item.
    * @throws {QueueEmptyError} (as a rejection) With `blocking: false`, when the queue is empty.
    * @throws {TimeoutError} (as a rejection) When nothing arrived within `timeoutMs`.
+   * @throws {ShutDown} (as a rejection) When the queue was shut down and is empty.
    */
-  get(options?: QueueWaitOptions): Promise<T> {
-    return this.#impl.get(options) as Promise<T>;
+  get(options?: QueueWaitOptions | boolean): Promise<T> {
+    return get(this, options);
   }
 
   /**
@@ -544,7 +260,7 @@ export class Queue<T = unknown> {
    * @throws {QueueEmptyError} (as a rejection) When the queue is empty.
    */
   getNowait(): Promise<T> {
-    return this.#impl.get({ blocking: false }) as Promise<T>;
+    return get(this, false);
   }
 
   /**
@@ -556,8 +272,8 @@ export class Queue<T = unknown> {
    * @throws {TimeoutError} When nothing arrived within `timeoutMs`.
    * @throws {Error} When it would block the main thread, or for a queue of a parent process.
    */
-  getSync(options?: QueueWaitOptions): T {
-    return this.#impl.getSync(options) as T;
+  getSync(options?: QueueWaitOptions | boolean): T {
+    return getSync(this, options);
   }
 
   /**
@@ -566,7 +282,7 @@ export class Queue<T = unknown> {
    * @returns The count.
    */
   qsize(): number {
-    return this.#impl.qsize();
+    return size(this);
   }
 
   /**
@@ -575,7 +291,7 @@ export class Queue<T = unknown> {
    * @returns True when it holds no item.
    */
   empty(): boolean {
-    return this.#impl.qsize() === 0;
+    return size(this) === 0;
   }
 
   /**
@@ -584,25 +300,27 @@ export class Queue<T = unknown> {
    * @returns True when it holds `maxsize` items.
    */
   full(): boolean {
-    return this.maxsize > 0 && this.#impl.qsize() >= this.maxsize;
+    return this.maxsize > 0 && size(this) >= this.maxsize;
+  }
+
+  /**
+   * Shuts the queue down for every thread and process, as Python 3.13's `Queue.shutdown()`:
+   * puts fail with {@linkcode ShutDown} from now on, and gets fail once the queue is empty.
+   * Waiting puts and gets wake to fail.
+   *
+   * @param options `immediate: true` to drop the items left (each counted done for a
+   * JoinableQueue), so that gets fail at once.
+   * @throws {TypeError} For an unknown option.
+   */
+  shutdown(options: QueueShutdownOptions = {}): void {
+    const what = `${this.constructor.name}.shutdown()`;
+    const { immediate } = checkOptions(options, what, ["immediate"], "pass { immediate: true }");
+    open(this).cast("shutdown", checkBoolean(immediate, "immediate", what) ?? false);
   }
 
   /** Closes this handle: later puts and gets through it throw. Other handles go on working. */
   close(): void {
-    this.#impl.close();
-  }
-
-  /**
-   * The crossing to a child; called by multiproc when the queue is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    const kind = this instanceof JoinableQueue ? "joinable-queue" : "queue";
-    return this.#impl.descriptor(kind, destination, ownerId);
+    closed.add(this);
   }
 }
 
@@ -640,7 +358,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    * @throws {RangeError} When called more times than there were items.
    */
   taskDone(): void {
-    impls.get(this)!.taskDone();
+    handleOf<QueueHandle>(this).cast("taskDone");
   }
 
   /**
@@ -651,7 +369,9 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
    * @throws {TimeoutError} (as a rejection) When items were still unfinished after `timeoutMs`.
    */
   join(options?: { timeoutMs?: number }): Promise<void> {
-    return impls.get(this)!.join(options);
+    return rejecting(() =>
+      handleOf<QueueHandle>(this).call("join", waitTimeout(options, "JoinableQueue.join()"))
+    );
   }
 }
 
@@ -669,13 +389,9 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
  * ```
  */
 export class SimpleQueue<T = unknown> {
-  #impl: QueueImpl;
-
   /** Creates an empty queue. */
   constructor() {
-    this.#impl = new QueueImpl({}, false, "SimpleQueue");
-    impls.set(this, this.#impl);
-    rememberInstance(this.#impl.state.id, this);
+    Shared.create(this, SIMPLE, { maxsize: 0 }, newQueue(0, false));
   }
 
   /**
@@ -686,7 +402,7 @@ export class SimpleQueue<T = unknown> {
    * @throws {TypeError} (as a rejection) When the item cannot be cloned.
    */
   put(item: T): Promise<void> {
-    return this.#impl.put(item);
+    return put(this, item, undefined);
   }
 
   /**
@@ -696,8 +412,8 @@ export class SimpleQueue<T = unknown> {
    * @returns The item.
    * @throws {TimeoutError} (as a rejection) When nothing arrived within `timeoutMs`.
    */
-  get(options?: QueueWaitOptions): Promise<T> {
-    return this.#impl.get(options) as Promise<T>;
+  get(options?: QueueWaitOptions | boolean): Promise<T> {
+    return get(this, options);
   }
 
   /**
@@ -706,7 +422,7 @@ export class SimpleQueue<T = unknown> {
    * @param item Any value that structured clone accepts.
    */
   putSync(item: T): void {
-    this.#impl.putSync(item);
+    putSync(this, item, undefined);
   }
 
   /**
@@ -716,8 +432,8 @@ export class SimpleQueue<T = unknown> {
    * @returns The item.
    * @throws {Error} When it would block the main thread.
    */
-  getSync(options?: QueueWaitOptions): T {
-    return this.#impl.getSync(options) as T;
+  getSync(options?: QueueWaitOptions | boolean): T {
+    return getSync(this, options);
   }
 
   /**
@@ -726,27 +442,15 @@ export class SimpleQueue<T = unknown> {
    * @returns True when it holds no item.
    */
   empty(): boolean {
-    return this.#impl.qsize() === 0;
+    return size(this) === 0;
   }
 
   /** Closes this handle: later puts and gets through it throw. */
   close(): void {
-    this.#impl.close();
-  }
-
-  /**
-   * The crossing to a child; called by multiproc when the queue is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    return this.#impl.descriptor("simple-queue", destination, ownerId);
+    closed.add(this);
   }
 }
 
-reviveQueue("queue", () => new Queue());
-reviveQueue("joinable-queue", () => new JoinableQueue());
-reviveQueue("simple-queue", () => new SimpleQueue());
+const QUEUE = queueKind("queue", Queue, false);
+const JOINABLE = queueKind("joinable-queue", JoinableQueue, true);
+const SIMPLE = queueKind("simple-queue", SimpleQueue, false);

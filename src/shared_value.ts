@@ -11,31 +11,19 @@
  *
  * @module
  */
-import { brokerOp, registerBrokered } from "./_broker.ts";
 import { checkOptions, describeValue } from "./_checks.ts";
-import {
-  type Descriptor,
-  type Destination,
-  encodeOne,
-  newObjectId,
-  onTaskEnd,
-  registerReviver,
-  rememberInstance,
-  type RemoteChannel,
-  reviveOnce,
-  toDescriptor,
-} from "./_revive.ts";
-import { getLockInternals, type LockCompanion } from "./_lock_access.ts";
+import { lockHandleOf, lockMirrorOf } from "./_lock_access.ts";
+import { onTaskEnd } from "./_revive.ts";
+import { handleOf, shareable, Shared, type SharedKind } from "./_shared.ts";
 import { type Lock, RLock } from "./synchronize.ts";
 
-function lockImpl(lock: unknown): { remote?: { companions: Set<LockCompanion> } } {
-  const impl = getLockInternals<{ remote?: { companions: Set<LockCompanion> } }>(lock);
-  if (!impl) {
+function checkLock(lock: unknown): Lock | RLock {
+  if (!lockHandleOf(lock)) {
     throw new TypeError(
       `'lock' must be a boolean, a Lock or an RLock: received ${describeValue(lock)}`,
     );
   }
-  return impl;
+  return lock as Lock | RLock;
 }
 
 const TYPES = {
@@ -199,9 +187,9 @@ function checkElement(code: TypeCode, value: unknown, what: string): number | bi
   }
   if (range && (!Number.isInteger(value) || value < range[0] || value > range[1])) {
     throw new RangeError(
-      `${what} is out of range for '${code}' (integers ${range[0]} to ${range[1]}): received ${
-        describeValue(value)
-      }`,
+      `${what} is out of range for '${code}' (integers ${range[0]} to ${
+        range[1]
+      }): received ${value}`,
     );
   }
   return value;
@@ -219,137 +207,140 @@ export interface SharedValueOptions {
 function lockOf(option: SharedValueOptions["lock"]): Lock | RLock | undefined {
   if (option === undefined || option === true) return new RLock();
   if (option === false) return undefined;
-  lockImpl(option);
-  return option;
+  return checkLock(option);
 }
 
+/** The bytes of a Value or SharedArray, in shared memory. */
 interface BytesState {
-  id: string;
-  code: TypeCode;
-  length: number;
-  /** The bytes: shared memory here, a copy in a child process. */
   bytes: Uint8Array;
-  lock?: Lock | RLock;
-  remote?: { channel: RemoteChannel; id: string };
-  /** In a child process: the bytes as last fetched or sent, to find what changed. */
-  snapshot?: Uint8Array;
 }
 
-let attaching: BytesState | undefined;
+type BytesConfig = { code: TypeCode; length: number; lock?: Lock | RLock };
 
-function newBytes(code: TypeCode, length: number, lock: Lock | RLock | undefined): BytesState {
-  const Ctor = TYPES[code];
-  const bytes = new Uint8Array(new SharedArrayBuffer(length * Ctor.BYTES_PER_ELEMENT));
-  return { id: newObjectId(), code, length, bytes, lock };
-}
+/** What a child process keeps: a copy of the bytes, and the bytes as last fetched or sent. */
+class BytesMirror {
+  readonly bytes: Uint8Array;
+  readonly snapshot: Uint8Array;
+  readonly handle: BytesHandle;
+  // Kept alive with the object, since onTaskEnd holds the hook weakly.
+  readonly flush = () => this.send();
 
-function viewOf(state: BytesState) {
-  const Ctor = TYPES[state.code];
-  return new Ctor(state.bytes.buffer as ArrayBuffer, state.bytes.byteOffset, state.length);
-}
-
-/** In a child process: sends the bytes that changed since the last fetch or send. */
-function flushChanges(state: BytesState): void {
-  const { bytes, snapshot, remote } = state;
-  if (!remote || !snapshot) return;
-  const runs: Array<[number, Uint8Array]> = [];
-  let i = 0;
-  while (i < bytes.length) {
-    if (bytes[i] === snapshot[i]) {
-      i++;
-      continue;
+  constructor(handle: BytesHandle, seed: Uint8Array) {
+    this.handle = handle;
+    // A copy, since Node's IPC hands bytes over as a view at any offset, which a wider typed
+    // array cannot be laid over.
+    this.bytes = new Uint8Array(seed);
+    this.snapshot = seed.slice();
+    const lock = handle.config.lock;
+    if (lock) {
+      lockMirrorOf(lockHandleOf(lock)!)?.companions.add({
+        afterAcquire: () => this.fetch(),
+        beforeRelease: this.flush,
+      });
     }
-    const start = i;
-    while (i < bytes.length && bytes[i] !== snapshot[i]) i++;
-    runs.push([start, bytes.slice(start, i)]);
+    onTaskEnd(this.flush);
   }
-  if (runs.length === 0) return;
-  snapshot.set(bytes);
-  remote.channel.cast(remote.id, "write", [runs]);
+
+  /** Sends the bytes that changed since the last fetch or send. */
+  send(): void {
+    const { bytes, snapshot } = this;
+    const runs: Array<[number, Uint8Array]> = [];
+    let i = 0;
+    while (i < bytes.length) {
+      if (bytes[i] === snapshot[i]) {
+        i++;
+        continue;
+      }
+      const start = i;
+      while (i < bytes.length && bytes[i] !== snapshot[i]) i++;
+      runs.push([start, bytes.slice(start, i)]);
+    }
+    if (runs.length === 0) return;
+    snapshot.set(bytes);
+    this.handle.cast("write", runs);
+  }
+
+  /** Fetches the current bytes. */
+  async fetch(): Promise<void> {
+    const fresh = await this.handle.call("read");
+    this.bytes.set(fresh);
+    this.snapshot.set(fresh);
+  }
+
+  /** What this process's own children start from. */
+  seed(): Uint8Array {
+    return this.bytes.slice();
+  }
 }
 
-async function fetchBytes(state: BytesState): Promise<void> {
-  const { remote } = state;
-  if (!remote) return;
-  const fresh = await remote.channel.call(remote.id, "read") as Uint8Array;
-  state.bytes.set(fresh);
-  state.snapshot!.set(fresh);
+const bytesOps = {
+  read: (state: BytesState): Uint8Array => state.bytes.slice(),
+  write: (state: BytesState, _caller: unknown, runs: Array<[number, Uint8Array]>): void => {
+    for (const [offset, bytes] of runs) state.bytes.set(bytes, offset);
+  },
+};
+
+type BytesHandle = Shared<BytesState, BytesConfig, typeof bytesOps>;
+
+function bytesKind(kind: string, type: { prototype: object }) {
+  const spec: SharedKind<BytesState, BytesConfig, typeof bytesOps> = {
+    kind,
+    type,
+    share: (state) => state.bytes.buffer,
+    attach: (buffer) => ({ bytes: new Uint8Array(buffer as SharedArrayBuffer) }),
+    ops: bytesOps,
+    // The child starts from the current data, so that reads before any lock see something recent.
+    seed: (state) => state.bytes.slice(),
+    revivedRemote: (handle, seed) => handle.mirror = new BytesMirror(handle, seed as Uint8Array),
+  };
+  Shared.define(spec);
+  shareable(type);
+  return spec;
 }
 
-function describeBytes(
-  kind: string,
-  state: BytesState,
-  destination: Destination,
-  ownerId: number,
-): Descriptor {
-  if (state.remote) {
-    throw new TypeError(
-      `A ${
-        kind === "value" ? "Value" : "SharedArray"
-      } received from a parent process cannot be passed on to another thread or process; create it in the parent and pass it from there`,
+function newBytes(
+  object: object,
+  kind: SharedKind<BytesState, BytesConfig, typeof bytesOps>,
+  code: TypeCode,
+  length: number,
+  lock: Lock | RLock | undefined,
+): void {
+  const bytes = new Uint8Array(allocate(length * TYPES[code].BYTES_PER_ELEMENT, code, length));
+  Shared.create(object, kind, lock ? { code, length, lock } : { code, length }, { bytes });
+}
+
+function allocate(byteLength: number, code: TypeCode, length: number): SharedArrayBuffer {
+  try {
+    return new SharedArrayBuffer(byteLength);
+  } catch (error) {
+    throw new RangeError(
+      `Cannot allocate ${length} elements of '${code}' (${byteLength} bytes) in shared memory: ${
+        error instanceof Error ? error.message : String(error)
+      }; use a smaller length`,
+      { cause: error },
     );
   }
-  const lock = state.lock ? encodeOne(state.lock, { destination, ownerId }) : undefined;
-  const base = { id: state.id, code: state.code, length: state.length, lock };
-  if (destination === "thread") return { kind, data: { ...base, buffer: state.bytes.buffer } };
-  registerBrokered(state.id, {
-    [brokerOp]: (op, args) => {
-      if (op === "read") return state.bytes.slice();
-      if (op === "write") {
-        for (const [offset, bytes] of args[0] as Array<[number, Uint8Array]>) {
-          state.bytes.set(bytes, offset);
-        }
-        return;
-      }
-      throw new TypeError(`Unknown shared value operation '${op}'`);
-    },
-  }, ownerId);
-  // The child starts from the current data, so that reads before any lock see something recent.
-  return { kind, data: { ...base, bytes: state.bytes.slice() } };
 }
 
-function reviveBytes(kind: string, make: () => object) {
-  registerReviver(kind, (data, context) => {
-    const { id, code, length, lock, buffer, bytes } = data as {
-      id: string;
-      code: TypeCode;
-      length: number;
-      lock?: unknown;
-      buffer?: SharedArrayBuffer;
-      bytes?: Uint8Array;
-    };
-    return reviveOnce(id, () => {
-      const state: BytesState = {
-        id,
-        code,
-        length,
-        // A copy, since Node's IPC hands bytes over as a view at any offset, which a wider typed
-        // array cannot be laid over.
-        bytes: buffer ? new Uint8Array(buffer) : new Uint8Array(bytes!),
-        lock: lock === undefined ? undefined : context.revive(lock) as Lock | RLock,
-      };
-      if (context.where === "process") {
-        state.remote = { channel: context.remote!, id };
-        state.snapshot = bytes!.slice();
-        const flush = () => flushChanges(state);
-        if (state.lock) {
-          lockImpl(state.lock).remote?.companions.add({
-            afterAcquire: () => fetchBytes(state),
-            beforeRelease: flush,
-          });
-        }
-        onTaskEnd(flush);
-        // Kept alive with the object, since onTaskEnd holds the hook weakly.
-        (state as { flush?: () => void }).flush = flush;
-      }
-      attaching = state;
-      try {
-        return make();
-      } finally {
-        attaching = undefined;
-      }
-    });
-  });
+const views = new WeakMap<object, TypedArrayOf<TypeName>>();
+
+/** The typed array over the object's bytes: shared memory, or this child process's copy. */
+function viewOf<T extends TypeName>(object: object): TypedArrayOf<T> {
+  let view = views.get(object);
+  if (!view) {
+    const handle = handleOf<BytesHandle>(object);
+    const bytes = handle.local?.bytes ?? (handle.mirror as BytesMirror).bytes;
+    const { code, length } = handle.config;
+    view = new TYPES[code](bytes.buffer as ArrayBuffer, bytes.byteOffset, length) as TypedArrayOf<
+      TypeName
+    >;
+    views.set(object, view);
+  }
+  return view as TypedArrayOf<T>;
+}
+
+function mirrorOf(object: object): BytesMirror | undefined {
+  return handleOf<BytesHandle>(object).mirror as BytesMirror | undefined;
 }
 
 /**
@@ -379,9 +370,6 @@ function reviveBytes(kind: string, make: () => object) {
  * ```
  */
 export class Value<T extends TypeName = TypeName> {
-  #state: BytesState;
-  #view: TypedArrayOf<T>;
-
   /**
    * Creates a shared number.
    *
@@ -393,29 +381,21 @@ export class Value<T extends TypeName = TypeName> {
    * @throws {RangeError} When `initial` does not fit the type.
    */
   constructor(type: T, initial?: ElementOf<T>, options: SharedValueOptions = {}) {
-    const attached = attaching;
-    attaching = undefined;
-    if (attached) {
-      this.#state = attached;
-    } else {
-      checkOptions(options, "Value", ["lock"]);
-      const code = typeCodeOf(type);
-      const value = checkElement(code, initial ?? 0, "The initial value");
-      this.#state = newBytes(code, 1, lockOf(options.lock));
-      (viewOf(this.#state) as { [i: number]: number | bigint })[0] = value;
-    }
-    this.#view = viewOf(this.#state) as TypedArrayOf<T>;
-    rememberInstance(this.#state.id, this);
+    const { lock } = checkOptions(options, "Value", ["lock"]);
+    const code = typeCodeOf(type);
+    const value = checkElement(code, initial ?? 0, "The initial value");
+    newBytes(this, VALUE, code, 1, lockOf(lock));
+    (viewOf(this) as { [i: number]: number | bigint })[0] = value;
   }
 
   /** The type code. */
   get type(): TypeCode {
-    return this.#state.code;
+    return handleOf<BytesHandle>(this).config.code;
   }
 
   /** The number. In a child process, as last fetched (see the module's rule). */
   get value(): ElementOf<T> {
-    return this.#view[0] as ElementOf<T>;
+    return viewOf<T>(this)[0] as ElementOf<T>;
   }
 
   /**
@@ -424,12 +404,12 @@ export class Value<T extends TypeName = TypeName> {
    * @throws {RangeError} When `value` does not fit the type.
    */
   set value(value: ElementOf<T>) {
-    (this.#view as { [i: number]: number | bigint })[0] = checkElement(
-      this.#state.code,
+    (viewOf(this) as { [i: number]: number | bigint })[0] = checkElement(
+      this.type,
       value,
       "The value",
     );
-    if (this.#state.remote) flushChanges(this.#state);
+    mirrorOf(this)?.send();
   }
 
   /**
@@ -439,24 +419,13 @@ export class Value<T extends TypeName = TypeName> {
    * @throws {Error} When the value was created with `lock: false`.
    */
   getLock(): Lock | RLock {
-    if (!this.#state.lock) throw new Error("This Value was created with 'lock: false'");
-    return this.#state.lock;
-  }
-
-  /**
-   * The crossing to a child; called by multiproc when the value is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    return describeBytes("value", this.#state, destination, ownerId);
+    const { lock } = handleOf<BytesHandle>(this).config;
+    if (!lock) throw new Error("This Value was created with 'lock: false'");
+    return lock;
   }
 }
 
-reviveBytes("value", () => new Value("i32"));
+const VALUE = bytesKind("value", Value);
 
 /**
  * A typed array in shared memory, as Python's `multiprocessing.Array` (renamed so as not to shadow
@@ -481,9 +450,6 @@ reviveBytes("value", () => new Value("i32"));
  * ```
  */
 export class SharedArray<T extends TypeName = TypeName> {
-  #state: BytesState;
-  #view: TypedArrayOf<T>;
-
   /**
    * Creates a shared typed array.
    *
@@ -499,12 +465,8 @@ export class SharedArray<T extends TypeName = TypeName> {
     lengthOrValues: number | ArrayLike<ElementOf<T>>,
     options: SharedValueOptions = {},
   ) {
-    const attached = attaching;
-    attaching = undefined;
-    if (attached) {
-      this.#state = attached;
-    } else {
-      checkOptions(options, "SharedArray", ["lock"]);
+    const { lock } = checkOptions(options, "SharedArray", ["lock"]);
+    {
       const code = typeCodeOf(type);
       let values: ArrayLike<unknown> | undefined;
       let length: number;
@@ -528,29 +490,27 @@ export class SharedArray<T extends TypeName = TypeName> {
           }`,
         );
       }
-      this.#state = newBytes(code, length, lockOf(options.lock));
+      newBytes(this, SHARED_ARRAY, code, length, lockOf(lock));
       if (values) {
-        const view = viewOf(this.#state) as { [i: number]: number | bigint };
+        const view = viewOf(this) as { [i: number]: number | bigint };
         for (let i = 0; i < length; i++) view[i] = checkElement(code, values[i], `Value ${i}`);
       }
     }
-    this.#view = viewOf(this.#state) as TypedArrayOf<T>;
-    rememberInstance(this.#state.id, this);
   }
 
   /** The type code. */
   get type(): TypeCode {
-    return this.#state.code;
+    return handleOf<BytesHandle>(this).config.code;
   }
 
   /** The number of elements. */
   get length(): number {
-    return this.#state.length;
+    return handleOf<BytesHandle>(this).config.length;
   }
 
   /** The elements, as a typed array over the shared memory (a copy in a child process). */
   get array(): TypedArrayOf<T> {
-    return this.#view;
+    return viewOf<T>(this);
   }
 
   /**
@@ -560,8 +520,9 @@ export class SharedArray<T extends TypeName = TypeName> {
    * @throws {Error} When the array was created with `lock: false`.
    */
   getLock(): Lock | RLock {
-    if (!this.#state.lock) throw new Error("This SharedArray was created with 'lock: false'");
-    return this.#state.lock;
+    const { lock } = handleOf<BytesHandle>(this).config;
+    if (!lock) throw new Error("This SharedArray was created with 'lock: false'");
+    return lock;
   }
 
   /**
@@ -569,7 +530,7 @@ export class SharedArray<T extends TypeName = TypeName> {
    * Changes are also sent when the lock is released and when the task ends.
    */
   flush(): void {
-    flushChanges(this.#state);
+    mirrorOf(this)?.send();
   }
 
   /**
@@ -579,20 +540,8 @@ export class SharedArray<T extends TypeName = TypeName> {
    * @returns A promise that resolves once the elements are current.
    */
   refresh(): Promise<void> {
-    return fetchBytes(this.#state);
-  }
-
-  /**
-   * The crossing to a child; called by multiproc when the array is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    return describeBytes("shared-array", this.#state, destination, ownerId);
+    return mirrorOf(this)?.fetch() ?? Promise.resolve();
   }
 }
 
-reviveBytes("shared-array", () => new SharedArray("i32", 0));
+const SHARED_ARRAY = bytesKind("shared-array", SharedArray);

@@ -3,101 +3,64 @@
  * offer it: {@linkcode Lock}, {@linkcode RLock}, {@linkcode Semaphore},
  * {@linkcode BoundedSemaphore}, {@linkcode Event}, {@linkcode Condition} and {@linkcode Barrier}.
  *
- * Each object keeps its state in a `SharedArrayBuffer` and waits with `Atomics`. Passed to a
- * `Thread`, it is the same object in the worker. Passed to a `Process`, it stays in the parent and
- * the child uses it through the parent's broker, with the same calls.
+ * Each object keeps its state in a `SharedArrayBuffer` and waits with `Atomics` (the state
+ * machines are in `_sync_atomics.ts`). Passed to a `Thread`, it is the same object in the worker.
+ * Passed to a `Process`, it stays in the parent and the child uses it through the parent's broker,
+ * with the same calls; a child may pass it on to its own threads and processes.
  *
  * Blocking calls are async (`await lock.acquire()`). Inside worker threads, sync forms that block
  * with `Atomics.wait` are offered too (`lock.acquireSync()`); the main thread may not block.
  *
  * Ownership: a lock is owned by the thread or process that acquired it (all async code of one
  * thread counts as that thread, as in Python). When a thread or process ends while it holds a lock,
- * the lock is released and the next acquisition fails once with an {@linkcode AbandonedLockError}.
+ * the lock is released and the next acquisition fails once with an `AbandonedLockError`.
+ *
+ * Rules this file keeps: it checks arguments and calls the operations of each object's handle
+ * (see `_shared.ts`); where the memory is, here or in a parent process, is the handle's business.
+ * Python's positional forms are taken with Python's meaning (`acquire(false)`, `Semaphore(5)`),
+ * and a bare number where Python means seconds is refused with the right call.
  *
  * @module
  */
-import {
-  assertCanBlock,
-  currentOwnerId,
-  deadlineOf,
-  MUTEX_WORDS,
-  mutexLockAsync,
-  mutexLockSync,
-  mutexOwner,
-  mutexTryLock,
-  mutexUnlock,
-  mutexUnlockAs,
-  remaining,
-  trackOwnerAware,
-  waitUntil,
-} from "./_atomics.ts";
-import { brokerOp, registerBrokered } from "./_broker.ts";
-import { getLockInternals, type LockCompanion, setLockInternals } from "./_lock_access.ts";
-import { TimeoutError } from "./errors.ts";
-import { registerErrorClassByName } from "./_error_records.ts";
+import { assertCanBlock, currentOwnerId, deadlineOf, remaining } from "./_atomics.ts";
 import { checkInteger, checkOptions, checkTimeoutMs, describeValue } from "./_checks.ts";
+import { type LockHandle, lockHandleOf, LockMirror, lockMirrorOf } from "./_lock_access.ts";
+import { registerErrorClassByName } from "./_error_records.ts";
 import {
-  type Descriptor,
-  type Destination,
-  encodeOne,
-  newObjectId,
-  registerReviver,
-  rememberInstance,
-  type RemoteChannel,
-  type ReviveContext,
-  reviveOnce,
-  toDescriptor,
-} from "./_revive.ts";
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-/**
- * A lock's owner (a thread or process) ended while it held the lock. The lock was released for it;
- * the first acquisition after that fails with this error, once, to say that whatever the lock
- * guarded may be half-updated. Acquire again to go on. This follows Win32's abandoned mutexes.
- *
- * @example
- * ```ts
- * import { AbandonedLockError } from "@multiproc/multiproc";
- *
- * const error = new AbandonedLockError("The lock's owner ended", { ownerId: 3 });
- * console.log(error.name, error.ownerId); // "AbandonedLockError" 3
- * ```
- */
-export class AbandonedLockError extends Error {
-  /** Always `"AbandonedLockError"`, also after the error crossed from a worker. */
-  override name = "AbandonedLockError";
-  /** The owner id of the thread or process that ended while holding the lock. */
-  readonly ownerId: number;
-
-  /**
-   * Creates the error.
-   *
-   * @param message What happened, in a sentence.
-   * @param options The owner id of the thread or process that ended.
-   */
-  constructor(message: string, options: { ownerId: number }) {
-    super(message);
-    this.ownerId = options.ownerId;
-  }
-}
-
-/**
- * A {@linkcode Barrier} was broken: a party timed out, or it was aborted or reset while parties
- * waited, as Python's `threading.BrokenBarrierError`.
- *
- * @example
- * ```ts
- * import { BrokenBarrierError } from "@multiproc/multiproc";
- *
- * console.log(new BrokenBarrierError("The barrier is broken").name); // "BrokenBarrierError"
- * ```
- */
-export class BrokenBarrierError extends Error {
-  /** Always `"BrokenBarrierError"`, also after the error crossed from a worker. */
-  override name = "BrokenBarrierError";
-}
+  blockingTimeout,
+  handleOf,
+  rejecting,
+  shareable,
+  Shared,
+  type SharedKind,
+  waitTimeout,
+} from "./_shared.ts";
+import {
+  barrierBroken,
+  barrierOps,
+  type BarrierState,
+  barrierWaiting,
+  barrierWaitSync,
+  conditionOps,
+  type ConditionState,
+  conditionWaitSync,
+  eventIsSet,
+  eventOps,
+  eventWaitSync,
+  LockCore,
+  lockOps,
+  newBarrier,
+  newCondition,
+  newEvent,
+  newSemaphore,
+  SEMAPHORE_MAX,
+  semaphoreAcquireSync,
+  semaphoreOps,
+  type SemaphoreState,
+  semaphoreValue,
+  serveBarrierAction,
+} from "./_sync_atomics.ts";
+import { AbandonedLockError, BrokenBarrierError, TimeoutError } from "./errors.ts";
 
 registerErrorClassByName(AbandonedLockError);
 registerErrorClassByName(BrokenBarrierError);
@@ -109,294 +72,52 @@ registerErrorClassByName(BrokenBarrierError);
 export interface AcquireOptions {
   /** When false, return at once with whether it was acquired. Defaults to true. */
   blocking?: boolean;
-  /** The longest wait, in milliseconds; no limit when omitted. On timeout, `false`. */
+  /** The longest wait, in milliseconds; no limit when omitted or `Infinity`. On timeout, `false`. */
   timeoutMs?: number;
 }
 
 /** Options for the `wait` methods of events, conditions and barriers. */
 export interface SyncWaitOptions {
-  /** The longest wait, in milliseconds; no limit when omitted. */
+  /** The longest wait, in milliseconds; no limit when omitted or `Infinity`. */
   timeoutMs?: number;
 }
 
-/** A deadline from a timeout that crossed from a child process (Infinity for none). */
-function deadlineOfTimeout(timeoutMs: number): number {
-  return timeoutMs === Infinity ? Infinity : performance.now() + timeoutMs;
-}
-
-/** The timeout to send to the broker for a deadline of this process. */
-function timeoutOfDeadline(deadline: number): number {
-  return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
-}
-
-function deadlineOfAcquire(options: AcquireOptions | undefined): number {
-  if (options?.blocking === false) return 0;
-  return deadlineOf(options?.timeoutMs);
-}
-
-interface Remote {
-  channel: RemoteChannel;
-  id: string;
-}
-
-// An object being rebuilt from a descriptor; its constructor takes its state from here.
-let attaching: unknown;
-
-function attach<T>(state: unknown, make: () => T): T {
-  attaching = state;
-  try {
-    return make();
-  } finally {
-    attaching = undefined;
-  }
-}
-
-function takeAttaching<T>(): T | undefined {
-  const state = attaching as T | undefined;
-  attaching = undefined;
-  return state;
-}
-
-function sharedInt32(words: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(words * 4));
-}
-
-function remoteFrom(context: ReviveContext, id: string): Remote | undefined {
-  return context.where === "process" ? { channel: context.remote!, id } : undefined;
-}
-
-function refuseForward(what: string): never {
-  throw new TypeError(
-    `${what} received from a parent process cannot be passed on to another thread or process; create it in the parent and pass it from there`,
-  );
-}
-
-function checkCount(value: unknown, what: string, min: number): number {
-  return checkInteger(value, what, { min })!;
-}
-
 // ---------------------------------------------------------------------------------------------
-// The core of Lock and RLock
+// Lock and RLock
 
-// Words: a mutex (holding the owner id), the recursion count of an RLock, and the id of an owner
-// that ended while holding it.
-const COUNT = MUTEX_WORDS;
-const ABANDONED_BY = MUTEX_WORDS + 1;
-const LOCK_WORDS = MUTEX_WORDS + 2;
-
-/** What Lock and RLock share: the state in shared memory and the rules of ownership. */
-class LockCore {
-  readonly i32: Int32Array;
-  readonly reentrant: boolean;
-
-  constructor(i32: Int32Array, reentrant: boolean) {
-    this.i32 = i32;
-    this.reentrant = reentrant;
-    trackOwnerAware(this);
-  }
-
-  #reenter(owner: number): boolean {
-    if (!this.reentrant || mutexOwner(this.i32, 0) !== owner) return false;
-    Atomics.add(this.i32, COUNT, 1);
-    return true;
-  }
-
-  #taken(): true {
-    if (Atomics.load(this.i32, ABANDONED_BY) !== 0) {
-      const dead = Atomics.exchange(this.i32, ABANDONED_BY, 0);
-      mutexUnlock(this.i32, 0);
-      throw new AbandonedLockError(
-        `The lock's previous owner (owner ${dead}) ended while it held the lock; the lock was released, and what it guarded may be inconsistent. Acquire it again to go on`,
-        { ownerId: dead },
-      );
-    }
-    if (this.reentrant) Atomics.store(this.i32, COUNT, 1);
-    return true;
-  }
-
-  acquireSync(owner: number, deadline: number): boolean {
-    if (mutexTryLock(this.i32, 0, owner)) return this.#taken();
-    if (this.#reenter(owner)) return true;
-    if (deadline === 0) return false;
-    assertCanBlock("acquireSync()");
-    return mutexLockSync(this.i32, 0, owner, deadline) && this.#taken();
-  }
-
-  async acquire(owner: number, deadline: number, signal?: AbortSignal): Promise<boolean> {
-    if (mutexTryLock(this.i32, 0, owner)) return this.#taken();
-    if (this.#reenter(owner)) return true;
-    if (deadline === 0) return false;
-    return await mutexLockAsync(this.i32, 0, owner, deadline, signal) && this.#taken();
-  }
-
-  release(owner: number): void {
-    if (this.reentrant && mutexOwner(this.i32, 0) === owner) {
-      if (Atomics.sub(this.i32, COUNT, 1) !== 1) return;
-    }
-    const holder = mutexUnlockAs(this.i32, 0, owner);
-    if (holder === owner) return;
-    if (holder === 0) throw new Error("Cannot release a lock that is not held");
-    throw new Error(
-      `Cannot release a lock held by another thread or process (owner ${holder}, caller ${owner})`,
-    );
-  }
-
-  /** Releases every level of `owner`'s hold, for a condition wait; returns the levels. */
-  releaseAll(owner: number): number {
-    if (mutexOwner(this.i32, 0) !== owner) {
-      throw new Error("Cannot wait on a condition whose lock is not held");
-    }
-    const count = this.reentrant ? Atomics.exchange(this.i32, COUNT, 0) : 1;
-    mutexUnlock(this.i32, 0);
-    return count;
-  }
-
-  /** Takes the lock back after a condition wait, with the levels that `releaseAll` returned. */
-  async restore(owner: number, count: number, signal?: AbortSignal): Promise<void> {
-    await mutexLockAsync(this.i32, 0, owner, Infinity, signal);
-    this.#taken();
-    if (this.reentrant) Atomics.store(this.i32, COUNT, count);
-  }
-
-  restoreSync(owner: number, count: number): void {
-    mutexLockSync(this.i32, 0, owner);
-    this.#taken();
-    if (this.reentrant) Atomics.store(this.i32, COUNT, count);
-  }
-
-  owner(): number {
-    return mutexOwner(this.i32, 0);
-  }
-
-  releaseOwnedBy(owner: number, abandoned: boolean): void {
-    if (mutexOwner(this.i32, 0) !== owner) return;
-    if (abandoned) Atomics.store(this.i32, ABANDONED_BY, owner);
-    Atomics.store(this.i32, COUNT, 0);
-    mutexUnlock(this.i32, 0);
-  }
-
-  brokerOp(op: string, args: unknown[], owner: number, signal: AbortSignal): unknown {
-    switch (op) {
-      case "acquire":
-        return this.acquire(owner, deadlineOfTimeout(args[0] as number), signal);
-      case "release":
-        return this.release(owner);
-      case "locked":
-        return this.owner() !== 0;
-    }
-    throw new TypeError(`Unknown lock operation '${op}'`);
-  }
-}
-
-/** The client side of a lock in a child process. */
-class RemoteLock {
-  readonly remote: Remote;
-  held = 0;
-  companions: Set<LockCompanion> = new Set();
-
-  constructor(remote: Remote) {
-    this.remote = remote;
-  }
-
-  async acquire(deadline: number): Promise<boolean> {
-    const { channel, id } = this.remote;
-    const acquired = await channel.call(id, "acquire", [timeoutOfDeadline(deadline)]) as boolean;
-    if (acquired) {
-      this.held++;
-      for (const companion of this.companions) await companion.afterAcquire();
-    }
-    return acquired;
-  }
-
-  release(): void {
-    this.remote.channel.throwDeferred(this.remote.id);
-    if (this.held === 0) throw new Error("Cannot release a lock that is not held");
-    if (this.held === 1) { for (const companion of this.companions) companion.beforeRelease(); }
-    this.held--;
-    this.remote.channel.cast(this.remote.id, "release");
-  }
-}
-
-/** What Lock and RLock do, for the thread's own shared memory or through the broker. */
-class LockImpl {
-  readonly id: string;
-  readonly core?: LockCore;
-  readonly remote?: RemoteLock;
-  readonly kind: "lock" | "rlock";
-
-  constructor(kind: "lock" | "rlock") {
-    const attached = takeAttaching<LockImpl>();
-    this.kind = kind;
-    if (attached) {
-      this.id = attached.id;
-      this.core = attached.core;
-      this.remote = attached.remote;
-    } else {
-      this.id = newObjectId();
-      this.core = new LockCore(sharedInt32(LOCK_WORDS), kind === "rlock");
-    }
-  }
-
-  acquire(options: AcquireOptions | undefined): Promise<boolean> {
-    try {
-      const deadline = deadlineOfAcquire(options);
-      if (this.remote) return this.remote.acquire(deadline);
-      return this.core!.acquire(currentOwnerId(), deadline);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  acquireSync(options: AcquireOptions | undefined): boolean {
-    if (this.remote) assertCanBlock("acquireSync() of a lock from a parent process");
-    return this.core!.acquireSync(currentOwnerId(), deadlineOfAcquire(options));
-  }
-
-  async hold(options: SyncWaitOptions | undefined, release: () => void): Promise<LockHold> {
-    if (!await this.acquire(options)) {
-      throw new TimeoutError(`The lock was not acquired within ${options?.timeoutMs} ms`);
-    }
-    return { [Symbol.dispose]: release };
-  }
-
-  release(): void {
-    if (this.remote) return this.remote.release();
-    this.core!.release(currentOwnerId());
-  }
-
-  locked(): boolean {
-    return this.core ? this.core.owner() !== 0 : this.remote!.held > 0;
-  }
-
-  descriptor(destination: Destination, ownerId: number): Descriptor {
-    if (this.remote) refuseForward(this.kind === "lock" ? "A Lock" : "An RLock");
-    if (destination === "process") {
-      const core = this.core!;
-      registerBrokered(this.id, { [brokerOp]: core.brokerOp.bind(core) }, ownerId);
-      return { kind: this.kind, data: { id: this.id } };
-    }
-    return { kind: this.kind, data: { id: this.id, buffer: this.core!.i32.buffer } };
-  }
-}
-
-function reviveLock(kind: "lock" | "rlock", data: unknown, context: ReviveContext): object {
-  const { id, buffer } = data as { id: string; buffer?: SharedArrayBuffer };
-  return reviveOnce(id, () => {
-    const remote = remoteFrom(context, id);
-    const state = remote
-      ? { id, remote: new RemoteLock(remote) }
-      : { id, core: new LockCore(new Int32Array(buffer!), kind === "rlock") };
-    return attach(state, () => kind === "rlock" ? new RLock() : new Lock());
-  });
-}
-
-/** The implementation behind a Lock or RLock. */
-function lockImpl(lock: Lock | RLock): LockImpl {
-  const impl = getLockInternals<LockImpl>(lock);
-  if (!impl) {
-    throw new TypeError(`Expected a Lock or RLock: received ${describeValue(lock)}`);
-  }
-  return impl;
+function lockKind(kind: "lock" | "rlock", type: { prototype: object }) {
+  const spec: SharedKind<LockCore, Record<never, never>, typeof lockOps> = {
+    kind,
+    type,
+    share: (core) => core.i32.buffer,
+    attach: (buffer) => new LockCore(kind === "rlock", new Int32Array(buffer as SharedArrayBuffer)),
+    ops: lockOps,
+    watch: (core) => core.owner() !== 0,
+    revivedRemote: (handle) => handle.mirror = new LockMirror(),
+    client: {
+      // A child process counts its own holds, and refreshes the values that the lock guards.
+      acquire: async (handle, send) => {
+        const acquired = await send() as boolean;
+        if (acquired) {
+          const mirror = lockMirrorOf(handle)!;
+          mirror.held++;
+          await mirror.afterAcquire();
+        }
+        return acquired;
+      },
+      release: (handle, send) => {
+        const mirror = lockMirrorOf(handle)!;
+        handle.remote!.throwDeferred(handle.id);
+        if (mirror.held === 0) throw new Error("Cannot release a lock that is not held");
+        if (mirror.held === 1) mirror.beforeRelease();
+        if (--mirror.held === 0) handle.remote!.know(handle.id, false);
+        send();
+      },
+    },
+  };
+  Shared.define(spec);
+  shareable(type);
+  return spec;
 }
 
 /** A disposable hold on a lock: `using` releases it at the end of the scope. */
@@ -405,11 +126,35 @@ export interface LockHold {
   [Symbol.dispose](): void;
 }
 
+function lockAcquire(lock: Lock | RLock, options: AcquireOptions | boolean | undefined) {
+  const what = `${lock.constructor.name}.acquire()`;
+  return rejecting(() => lockOf(lock).call("acquire", blockingTimeout(options, what)));
+}
+
+function lockAcquireSync(lock: Lock | RLock, options: AcquireOptions | boolean | undefined) {
+  const what = `${lock.constructor.name}.acquireSync()`;
+  const timeoutMs = blockingTimeout(options, what);
+  const core = lockOf(lock).here(what);
+  return core.acquireSync(currentOwnerId(), timeoutMs === 0 ? 0 : deadlineOf(timeoutMs));
+}
+
+async function lockHold(lock: Lock | RLock, options: SyncWaitOptions | undefined) {
+  const timeoutMs = waitTimeout(options, `${lock.constructor.name}.hold()`);
+  if (!await lockOf(lock).call("acquire", timeoutMs)) {
+    throw new TimeoutError(`The lock was not acquired within ${timeoutMs} ms`);
+  }
+  return { [Symbol.dispose]: () => lock.release() };
+}
+
+function lockOf(lock: Lock | RLock): LockHandle {
+  return handleOf<LockHandle>(lock);
+}
+
 /**
  * A mutual-exclusion lock, as Python's `threading.Lock` / `multiprocessing.Lock`, for threads and
  * processes alike. It is not re-entrant: a second acquisition by its holder waits like any other.
  * Its holder is recorded, so that `release()` by anyone else throws, and a holder that ends while
- * holding it does not deadlock the others (see {@linkcode AbandonedLockError}).
+ * holding it does not deadlock the others (see `AbandonedLockError`).
  *
  * @example Four threads add to a shared counter under one lock
  * ```ts
@@ -434,26 +179,24 @@ export interface LockHold {
  * ```
  */
 export class Lock {
-  #impl: LockImpl;
-
   /** Creates an unlocked lock. */
   constructor() {
-    this.#impl = new LockImpl("lock");
-    setLockInternals(this, this.#impl);
-    rememberInstance(this.#impl.id, this);
+    Shared.create(this, LOCK, {}, new LockCore(false));
   }
 
   /**
    * Acquires the lock, waiting without blocking the thread.
    *
-   * @param options `blocking: false` to try once; `timeoutMs` to give up after a while.
+   * @param options `blocking: false` to try once; `timeoutMs` to give up after a while. Python's
+   * `acquire(False)` is `acquire(false)`.
    * @returns Whether the lock was acquired, as Python's `acquire()` returns.
    * @throws {AbandonedLockError} (as a rejection) Once, when the previous holder ended while
    * holding the lock; the lock is then free again.
    * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
+   * @throws {TypeError} (as a rejection) For a number instead of the options, or an unknown option.
    */
-  acquire(options?: AcquireOptions): Promise<boolean> {
-    return this.#impl.acquire(options);
+  acquire(options?: AcquireOptions | boolean): Promise<boolean> {
+    return lockAcquire(this, options);
   }
 
   /**
@@ -464,8 +207,8 @@ export class Lock {
    * @throws {Error} When it would block the main thread, or for a lock of a parent process.
    * @throws {AbandonedLockError} Once, when the previous holder ended while holding the lock.
    */
-  acquireSync(options?: AcquireOptions): boolean {
-    return this.#impl.acquireSync(options);
+  acquireSync(options?: AcquireOptions | boolean): boolean {
+    return lockAcquireSync(this, options);
   }
 
   /**
@@ -476,7 +219,7 @@ export class Lock {
    * @throws {TimeoutError} (as a rejection) When `timeoutMs` passed first.
    */
   hold(options?: SyncWaitOptions): Promise<LockHold> {
-    return this.#impl.hold(options, () => this.release());
+    return rejecting(() => lockHold(this, options));
   }
 
   /**
@@ -485,42 +228,31 @@ export class Lock {
    * @throws {Error} When the lock is not held, or is held by another thread or process.
    */
   release(): void {
-    this.#impl.release();
+    lockOf(this).cast("release");
   }
 
   /**
-   * Whether some thread or process holds the lock.
+   * Whether some thread or process holds the lock. In a child process, as the parent told it with
+   * the answer to this process's latest call of any shared object (or when the lock arrived).
    *
    * @returns True while it is held.
    */
   locked(): boolean {
-    return this.#impl.locked();
+    return lockOf(this).watched() === true;
   }
 
   /** The owner id of the holder, or null when free or when not known here (in a child process). */
   get ownerId(): number | null {
-    return this.#impl.core?.owner() || null;
+    return lockOf(this).local?.owner() || null;
   }
 
   /** Releases the lock at the end of a `using` scope, for a lock acquired before it. */
   [Symbol.dispose](): void {
     this.release();
   }
-
-  /**
-   * The crossing to a child; called by multiproc when the lock is passed to a thread or process.
-   *
-   * @param destination Where the lock goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    return this.#impl.descriptor(destination, ownerId);
-  }
 }
 
-registerReviver("lock", (data, context) => reviveLock("lock", data, context));
+const LOCK = lockKind("lock", Lock);
 
 /**
  * A re-entrant lock, as Python's `RLock`: its holder may acquire it again, and must release it as
@@ -539,13 +271,9 @@ registerReviver("lock", (data, context) => reviveLock("lock", data, context));
  * ```
  */
 export class RLock {
-  #impl: LockImpl;
-
   /** Creates an unlocked re-entrant lock. */
   constructor() {
-    this.#impl = new LockImpl("rlock");
-    setLockInternals(this, this.#impl);
-    rememberInstance(this.#impl.id, this);
+    Shared.create(this, RLOCK, {}, new LockCore(true));
   }
 
   /**
@@ -555,8 +283,8 @@ export class RLock {
    * @returns Whether the lock was acquired.
    * @throws {AbandonedLockError} (as a rejection) Once, after a holder ended while holding it.
    */
-  acquire(options?: AcquireOptions): Promise<boolean> {
-    return this.#impl.acquire(options);
+  acquire(options?: AcquireOptions | boolean): Promise<boolean> {
+    return lockAcquire(this, options);
   }
 
   /**
@@ -566,8 +294,8 @@ export class RLock {
    * @returns Whether the lock was acquired.
    * @throws {Error} When it would block the main thread, or for a lock of a parent process.
    */
-  acquireSync(options?: AcquireOptions): boolean {
-    return this.#impl.acquireSync(options);
+  acquireSync(options?: AcquireOptions | boolean): boolean {
+    return lockAcquireSync(this, options);
   }
 
   /**
@@ -578,7 +306,7 @@ export class RLock {
    * @throws {TimeoutError} (as a rejection) When `timeoutMs` passed first.
    */
   hold(options?: SyncWaitOptions): Promise<LockHold> {
-    return this.#impl.hold(options, () => this.release());
+    return rejecting(() => lockHold(this, options));
   }
 
   /**
@@ -587,162 +315,60 @@ export class RLock {
    * @throws {Error} When the caller does not hold the lock.
    */
   release(): void {
-    this.#impl.release();
+    lockOf(this).cast("release");
   }
 
   /**
-   * Whether some thread or process holds the lock.
+   * Whether some thread or process holds the lock. In a child process, as the parent told it with
+   * the answer to this process's latest call of any shared object (or when the lock arrived).
    *
    * @returns True while it is held.
    */
   locked(): boolean {
-    return this.#impl.locked();
+    return lockOf(this).watched() === true;
   }
 
   /** Releases one level at the end of a `using` scope. */
   [Symbol.dispose](): void {
     this.release();
   }
-
-  /**
-   * The crossing to a child; called by multiproc when the lock is passed to a thread or process.
-   *
-   * @param destination Where the lock goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    return this.#impl.descriptor(destination, ownerId);
-  }
 }
 
-registerReviver("rlock", (data, context) => reviveLock("rlock", data, context));
-
-// ---------------------------------------------------------------------------------------------
-// Helpers of the objects below: a state in shared memory here, or a client of the broker
-
-interface SharedState {
-  id: string;
-  i32?: Int32Array;
-  remote?: Remote;
-  /** Fixed settings (a semaphore's bound, a barrier's parties), sent along with the buffer. */
-  config: Record<string, unknown>;
-}
-
-function newState(words: number, config: Record<string, unknown>): SharedState {
-  return takeAttaching<SharedState>() ?? { id: newObjectId(), i32: sharedInt32(words), config };
-}
-
-function describeState(
-  kind: string,
-  state: SharedState,
-  what: string,
-  destination: Destination,
-  ownerId: number,
-  op: (op: string, args: unknown[], owner: number, signal: AbortSignal) => unknown,
-  extra: Record<string, unknown> = {},
-): Descriptor {
-  if (state.remote) refuseForward(what);
-  if (destination === "process") {
-    registerBrokered(state.id, { [brokerOp]: op }, ownerId);
-    return { kind, data: { id: state.id, config: state.config, ...extra } };
-  }
-  return {
-    kind,
-    data: { id: state.id, buffer: state.i32!.buffer, config: state.config, ...extra },
-  };
-}
-
-function registerStateReviver(kind: string, make: () => object): void {
-  registerReviver(kind, (data, context) => {
-    const { id, buffer, config } = data as {
-      id: string;
-      buffer?: SharedArrayBuffer;
-      config: Record<string, unknown>;
-    };
-    return reviveOnce(id, () => {
-      const remote = remoteFrom(context, id);
-      const state: SharedState = remote
-        ? { id, remote, config }
-        : { id, i32: new Int32Array(buffer!), config };
-      return attach(state, make);
-    });
-  });
-}
-
-function call(remote: Remote, op: string, args: unknown[] = []): Promise<unknown> {
-  return remote.channel.call(remote.id, op, args);
-}
-
-function cast(remote: Remote, op: string, args: unknown[] = []): void {
-  remote.channel.cast(remote.id, op, args);
-}
+const RLOCK = lockKind("rlock", RLock);
 
 // ---------------------------------------------------------------------------------------------
 // Semaphore and BoundedSemaphore
-
-const SEM_VALUE = 0;
-const SEM_WAITERS = 1;
-
-function semTryTake(i32: Int32Array): boolean {
-  for (;;) {
-    const value = Atomics.load(i32, SEM_VALUE);
-    if (value <= 0) return false;
-    if (Atomics.compareExchange(i32, SEM_VALUE, value, value - 1) === value) return true;
-  }
-}
-
-async function semAcquire(i32: Int32Array, deadline: number, signal?: AbortSignal) {
-  if (semTryTake(i32)) return true;
-  while (remaining(deadline) > 0) {
-    Atomics.add(i32, SEM_WAITERS, 1);
-    try {
-      if (semTryTake(i32)) return true;
-      await waitUntil(i32, SEM_VALUE, 0, deadline, signal);
-    } finally {
-      Atomics.sub(i32, SEM_WAITERS, 1);
-    }
-    if (semTryTake(i32)) return true;
-  }
-  return false;
-}
-
-function semAcquireSync(i32: Int32Array, deadline: number): boolean {
-  if (semTryTake(i32)) return true;
-  if (deadline === 0) return false;
-  assertCanBlock("acquireSync()");
-  while (remaining(deadline) > 0) {
-    Atomics.add(i32, SEM_WAITERS, 1);
-    try {
-      if (semTryTake(i32)) return true;
-      Atomics.wait(i32, SEM_VALUE, 0, remaining(deadline));
-    } finally {
-      Atomics.sub(i32, SEM_WAITERS, 1);
-    }
-    if (semTryTake(i32)) return true;
-  }
-  return false;
-}
-
-function semRelease(i32: Int32Array, n: number, bound: number | undefined): void {
-  checkCount(n, "n", 1);
-  for (;;) {
-    const value = Atomics.load(i32, SEM_VALUE);
-    if (bound !== undefined && value + n > bound) {
-      throw new RangeError(
-        `Semaphore released too many times: its value would exceed its bound ${bound}`,
-      );
-    }
-    if (Atomics.compareExchange(i32, SEM_VALUE, value, value + n) === value) break;
-  }
-  if (Atomics.load(i32, SEM_WAITERS) > 0) Atomics.notify(i32, SEM_VALUE, n);
-}
 
 /** Options for {@linkcode Semaphore} and {@linkcode BoundedSemaphore}. */
 export interface SemaphoreOptions {
   /** The initial count: how many holders it admits at once. Defaults to 1. */
   value?: number;
+}
+
+type SemaphoreHandle = Shared<SemaphoreState, { bound?: number }, typeof semaphoreOps>;
+
+function semaphoreKind(kind: string, type: { prototype: object }) {
+  const spec: SharedKind<SemaphoreState, { bound?: number }, typeof semaphoreOps> = {
+    kind,
+    type,
+    share: (state) => state.i32.buffer,
+    attach: (buffer, config) => ({
+      i32: new Int32Array(buffer as SharedArrayBuffer),
+      bound: config.bound,
+    }),
+    ops: semaphoreOps,
+  };
+  Shared.define(spec);
+  shareable(type);
+  return spec;
+}
+
+function semaphoreValueOption(options: SemaphoreOptions | number, what: string): number {
+  // Python's Semaphore(5): the value, positionally.
+  const value = typeof options === "number"
+    ? options
+    : checkOptions(options, what, ["value"], "pass a number or { value }").value;
+  return checkInteger(value, "value", { min: 0, max: SEMAPHORE_MAX, what }) ?? 1;
 }
 
 /**
@@ -754,7 +380,7 @@ export interface SemaphoreOptions {
  * ```ts
  * import { Semaphore } from "@multiproc/multiproc";
  *
- * const slots = new Semaphore({ value: 2 });
+ * const slots = new Semaphore(2); // or new Semaphore({ value: 2 })
  * console.log(await slots.acquire(), await slots.acquire()); // true true
  * console.log(await slots.acquire({ blocking: false })); // false
  * slots.release();
@@ -762,45 +388,32 @@ export interface SemaphoreOptions {
  * ```
  */
 export class Semaphore {
-  #state: SharedState;
-  #bounded: boolean;
-
   /**
    * Creates a semaphore.
    *
-   * @param options The initial count (`value`, default 1).
-   * @throws {RangeError} When `value` is not a non-negative integer.
+   * @param options The initial count, as a number (Python's `Semaphore(5)`) or `{ value }`;
+   * 1 by default.
+   * @throws {RangeError} When the count is not an integer from 0 to 2**31 - 1.
+   * @throws {TypeError} When it is not a number, or for an unknown option.
    */
-  constructor(options: SemaphoreOptions = {}) {
-    this.#bounded = this instanceof BoundedSemaphore;
-    const attached = takeAttaching<SharedState>();
-    if (attached) {
-      this.#state = attached;
-    } else {
-      checkOptions(options, this.#bounded ? "BoundedSemaphore" : "Semaphore", ["value"]);
-      const value = checkCount(options.value ?? 1, "value", 0);
-      this.#state = attach(undefined, () => newState(2, { bound: value }));
-      Atomics.store(this.#state.i32!, SEM_VALUE, value);
-    }
-    rememberInstance(this.#state.id, this);
+  constructor(options: SemaphoreOptions | number = {}) {
+    const bounded = this instanceof BoundedSemaphore;
+    const value = semaphoreValueOption(options, bounded ? "BoundedSemaphore" : "Semaphore");
+    const bound = bounded ? value : undefined;
+    Shared.create(this, bounded ? BOUNDED : SEMAPHORE, { bound }, newSemaphore(value, bound));
   }
 
   /**
    * Takes one from the count, waiting while it is 0.
    *
-   * @param options `blocking: false` to try once; `timeoutMs` to give up after a while.
+   * @param options `blocking: false` (or Python's `false`) to try once; `timeoutMs` to give up.
    * @returns Whether it was acquired.
    * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
    */
-  acquire(options?: AcquireOptions): Promise<boolean> {
-    try {
-      const deadline = deadlineOfAcquire(options);
-      const { i32, remote } = this.#state;
-      if (remote) return call(remote, "acquire", [timeoutOfDeadline(deadline)]) as Promise<boolean>;
-      return semAcquire(i32!, deadline);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  acquire(options?: AcquireOptions | boolean): Promise<boolean> {
+    return rejecting(() =>
+      semaphoreOf(this).call("acquire", blockingTimeout(options, "Semaphore.acquire()"))
+    );
   }
 
   /**
@@ -810,65 +423,39 @@ export class Semaphore {
    * @returns Whether it was acquired.
    * @throws {Error} When it would block the main thread, or for a semaphore of a parent process.
    */
-  acquireSync(options?: AcquireOptions): boolean {
-    if (this.#state.remote) assertCanBlock("acquireSync() of a semaphore from a parent process");
-    return semAcquireSync(this.#state.i32!, deadlineOfAcquire(options));
+  acquireSync(options?: AcquireOptions | boolean): boolean {
+    const what = "Semaphore.acquireSync()";
+    const timeoutMs = blockingTimeout(options, what);
+    const state = semaphoreOf(this).here(what);
+    return semaphoreAcquireSync(state, timeoutMs === 0 ? 0 : deadlineOf(timeoutMs));
   }
 
   /**
    * Gives `n` back to the count and wakes as many waiters.
    *
    * @param n How many to give back; 1 by default.
-   * @throws {RangeError} For a {@linkcode BoundedSemaphore}, when the count would exceed its
-   * initial value.
+   * @throws {RangeError} When `n` is not a positive integer, when the count would pass
+   * 2**31 - 1, or, for a {@linkcode BoundedSemaphore}, its initial value.
    */
   release(n = 1): void {
-    const { i32, remote, config } = this.#state;
-    const bound = this.#bounded ? config.bound as number : undefined;
-    if (remote) return cast(remote, "release", [n]);
-    semRelease(i32!, n, bound);
+    checkInteger(n, "n", { min: 1, max: SEMAPHORE_MAX, what: "Semaphore.release()" });
+    semaphoreOf(this).cast("release", n);
   }
 
   /** The current count; NaN in a child process, which sees the semaphore through the broker. */
   get value(): number {
-    return this.#state.i32 ? Atomics.load(this.#state.i32, SEM_VALUE) : NaN;
+    const state = semaphoreOf(this).local;
+    return state ? semaphoreValue(state) : NaN;
   }
 
   /** Gives one back at the end of a `using` scope, for a semaphore acquired before it. */
   [Symbol.dispose](): void {
     this.release();
   }
+}
 
-  /**
-   * The crossing to a child; called by multiproc when the semaphore is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    const kind = this.#bounded ? "bounded-semaphore" : "semaphore";
-    return describeState(
-      kind,
-      this.#state,
-      "A Semaphore",
-      destination,
-      ownerId,
-      (op, args, _o, signal) => {
-        const i32 = this.#state.i32!;
-        if (op === "acquire") return semAcquire(i32, deadlineOfTimeout(args[0] as number), signal);
-        if (op === "release") {
-          return semRelease(
-            i32,
-            args[0] as number,
-            this.#bounded ? this.#state.config.bound as number : undefined,
-          );
-        }
-        throw new TypeError(`Unknown semaphore operation '${op}'`);
-      },
-    );
-  }
+function semaphoreOf(semaphore: Semaphore): SemaphoreHandle {
+  return handleOf<SemaphoreHandle>(semaphore);
 }
 
 /**
@@ -879,7 +466,7 @@ export class Semaphore {
  * ```ts
  * import { BoundedSemaphore } from "@multiproc/multiproc";
  *
- * const slots = new BoundedSemaphore({ value: 1 });
+ * const slots = new BoundedSemaphore(1);
  * try {
  *   slots.release();
  * } catch (error) {
@@ -889,30 +476,38 @@ export class Semaphore {
  */
 export class BoundedSemaphore extends Semaphore {}
 
-registerStateReviver("semaphore", () => new Semaphore());
-registerStateReviver("bounded-semaphore", () => new BoundedSemaphore());
+const SEMAPHORE = semaphoreKind("semaphore", Semaphore);
+const BOUNDED = semaphoreKind("bounded-semaphore", BoundedSemaphore);
 
 // ---------------------------------------------------------------------------------------------
 // Event
 
-const EVENT_FLAG = 0;
+type EventHandle = Shared<Int32Array, Record<never, never>, typeof eventOps>;
 
-async function eventWait(i32: Int32Array, deadline: number, signal?: AbortSignal) {
-  while (Atomics.load(i32, EVENT_FLAG) === 0) {
-    if (remaining(deadline) === 0) return false;
-    await waitUntil(i32, EVENT_FLAG, 0, deadline, signal);
-  }
-  return true;
-}
-
-function eventSet(i32: Int32Array, on: boolean): void {
-  Atomics.store(i32, EVENT_FLAG, on ? 1 : 0);
-  if (on) Atomics.notify(i32, EVENT_FLAG);
-}
+const EVENT_KIND: SharedKind<Int32Array, Record<never, never>, typeof eventOps> = {
+  kind: "event",
+  type: { prototype: {} },
+  share: (i32) => i32.buffer,
+  attach: (buffer) => new Int32Array(buffer as SharedArrayBuffer),
+  ops: eventOps,
+  watch: eventIsSet,
+  client: {
+    // A child process knows the flag as it set it, until the parent tells otherwise.
+    set: (handle, send) => {
+      handle.remote!.know(handle.id, true);
+      send();
+    },
+    clear: (handle, send) => {
+      handle.remote!.know(handle.id, false);
+      send();
+    },
+  },
+};
 
 /**
  * A flag that threads and processes wait for, as Python's `Event`: `set()` wakes every waiter,
- * and later waits return at once until `clear()`.
+ * and later waits return at once until `clear()`. A waiter that was waiting when `set()` ran
+ * returns true even when `clear()` followed at once.
  *
  * @example
  * ```ts
@@ -927,200 +522,109 @@ function eventSet(i32: Int32Array, on: boolean): void {
  * ```
  */
 export class Event {
-  #state: SharedState;
-  #lastSeen = false;
-
   /** Creates an event whose flag is not set. */
   constructor() {
-    this.#state = newState(1, {});
-    rememberInstance(this.#state.id, this);
+    Shared.create(this, EVENT_KIND, {}, newEvent());
   }
 
   /**
-   * Whether the flag is set. In a child process, the state as last seen by this process.
+   * Whether the flag is set. In a child process, as last seen by this process.
    *
    * @returns The flag.
    */
   isSet(): boolean {
-    return this.#state.i32 ? Atomics.load(this.#state.i32, EVENT_FLAG) === 1 : this.#lastSeen;
+    return eventOf(this).watched() === true;
   }
 
   /** Sets the flag and wakes every waiter. */
   set(): void {
-    this.#lastSeen = true;
-    if (this.#state.remote) return cast(this.#state.remote, "set");
-    eventSet(this.#state.i32!, true);
+    eventOf(this).cast("set");
   }
 
   /** Clears the flag. */
   clear(): void {
-    this.#lastSeen = false;
-    if (this.#state.remote) return cast(this.#state.remote, "clear");
-    eventSet(this.#state.i32!, false);
+    eventOf(this).cast("clear");
   }
 
   /**
    * Waits until the flag is set.
    *
    * @param options `timeoutMs` to give up after a while.
-   * @returns True when the flag is set, false when the time ran out, as in Python.
+   * @returns True when the flag was set, false when the time ran out, as in Python.
    * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
+   * @throws {TypeError} (as a rejection) For a number instead of `{ timeoutMs }`.
    */
-  async wait(options?: SyncWaitOptions): Promise<boolean> {
-    const deadline = deadlineOf(options?.timeoutMs);
-    const { i32, remote } = this.#state;
-    if (remote) {
-      return this.#lastSeen = await call(remote, "wait", [timeoutOfDeadline(deadline)]) as boolean;
-    }
-    return eventWait(i32!, deadline);
+  wait(options?: SyncWaitOptions): Promise<boolean> {
+    return rejecting(() => eventOf(this).call("wait", waitTimeout(options, "Event.wait()")));
   }
 
   /**
    * Waits until the flag is set, blocking the thread; only inside worker threads.
    *
    * @param options `timeoutMs` to give up after a while.
-   * @returns True when the flag is set, false when the time ran out.
+   * @returns True when the flag was set, false when the time ran out.
    * @throws {Error} When it would block the main thread, or for an event of a parent process.
    */
   waitSync(options?: SyncWaitOptions): boolean {
-    const deadline = deadlineOf(options?.timeoutMs);
-    const i32 = this.#state.i32;
-    if (!i32 || Atomics.load(i32, EVENT_FLAG) === 0) assertCanBlock("waitSync()");
-    while (Atomics.load(i32!, EVENT_FLAG) === 0) {
-      if (remaining(deadline) === 0) return false;
-      Atomics.wait(i32!, EVENT_FLAG, 0, remaining(deadline));
-    }
-    return true;
-  }
-
-  /**
-   * The crossing to a child; called by multiproc when the event is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    return describeState(
-      "event",
-      this.#state,
-      "An Event",
-      destination,
-      ownerId,
-      (op, args, _o, signal) => {
-        const i32 = this.#state.i32!;
-        if (op === "wait") return eventWait(i32, deadlineOfTimeout(args[0] as number), signal);
-        if (op === "set" || op === "clear") return eventSet(i32, op === "set");
-        throw new TypeError(`Unknown event operation '${op}'`);
-      },
-    );
+    const what = "Event.waitSync()";
+    const deadline = deadlineOf(waitTimeout(options, what));
+    return eventWaitSync(eventOf(this).here(what), deadline);
   }
 }
 
-registerStateReviver("event", () => new Event());
+EVENT_KIND.type = Event;
+Shared.define(EVENT_KIND);
+shareable(Event);
+
+function eventOf(event: Event): EventHandle {
+  return handleOf<EventHandle>(event);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Condition
-
-// Words: waiters and pending wake-ups packed in one word (waiters << 16 | wake-ups), so that a
-// wake-up is handed to exactly one waiter; and a sequence number that waiters sleep on.
-const COND_PACKED = 0;
-const COND_SEQ = 1;
-const ONE_WAITER = 1 << 16;
-
-function condTakeWakeup(i32: Int32Array, leaving: boolean): boolean {
-  for (;;) {
-    const packed = Atomics.load(i32, COND_PACKED);
-    if ((packed & 0xffff) > 0) {
-      if (Atomics.compareExchange(i32, COND_PACKED, packed, packed - ONE_WAITER - 1) === packed) {
-        return true;
-      }
-    } else if (!leaving) {
-      return false;
-    } else if (
-      Atomics.compareExchange(i32, COND_PACKED, packed, packed - ONE_WAITER) === packed
-    ) {
-      return false;
-    }
-  }
-}
-
-async function condWait(
-  i32: Int32Array,
-  lock: LockCore,
-  owner: number,
-  deadline: number,
-  signal?: AbortSignal,
-): Promise<boolean> {
-  if (lock.owner() !== owner) throw new Error("Cannot wait on a condition whose lock is not held");
-  Atomics.add(i32, COND_PACKED, ONE_WAITER);
-  const levels = lock.releaseAll(owner);
-  let notified = false;
-  try {
-    for (;;) {
-      const seq = Atomics.load(i32, COND_SEQ);
-      if (condTakeWakeup(i32, false)) {
-        notified = true;
-        break;
-      }
-      if (remaining(deadline) === 0) {
-        notified = condTakeWakeup(i32, true);
-        break;
-      }
-      await waitUntil(i32, COND_SEQ, seq, deadline, signal);
-    }
-  } catch (error) {
-    condTakeWakeup(i32, true);
-    throw error;
-  }
-  await lock.restore(owner, levels, signal);
-  return notified;
-}
-
-function condWaitSync(i32: Int32Array, lock: LockCore, owner: number, deadline: number): boolean {
-  if (lock.owner() !== owner) throw new Error("Cannot wait on a condition whose lock is not held");
-  assertCanBlock("waitSync()");
-  Atomics.add(i32, COND_PACKED, ONE_WAITER);
-  const levels = lock.releaseAll(owner);
-  let notified = false;
-  for (;;) {
-    const seq = Atomics.load(i32, COND_SEQ);
-    if (condTakeWakeup(i32, false)) {
-      notified = true;
-      break;
-    }
-    if (remaining(deadline) === 0) {
-      notified = condTakeWakeup(i32, true);
-      break;
-    }
-    Atomics.wait(i32, COND_SEQ, seq, remaining(deadline));
-  }
-  lock.restoreSync(owner, levels);
-  return notified;
-}
-
-function condNotify(i32: Int32Array, lock: LockCore, owner: number, n: number): void {
-  if (lock.owner() !== owner) {
-    throw new Error("Cannot notify on a condition whose lock is not held");
-  }
-  for (;;) {
-    const packed = Atomics.load(i32, COND_PACKED);
-    const waiters = packed >>> 16;
-    const wakeups = packed & 0xffff;
-    const add = Math.min(n, waiters - wakeups);
-    if (add <= 0) return;
-    if (Atomics.compareExchange(i32, COND_PACKED, packed, packed + add) === packed) break;
-  }
-  Atomics.add(i32, COND_SEQ, 1);
-  Atomics.notify(i32, COND_SEQ);
-}
 
 /** Options for {@linkcode Condition}. */
 export interface ConditionOptions {
   /** The lock to wait with; a new {@linkcode RLock} when omitted, as in Python. */
   lock?: Lock | RLock;
 }
+
+type ConditionConfig = { lock: Lock | RLock };
+type ConditionHandle = Shared<ConditionState, ConditionConfig, typeof conditionOps>;
+
+function heldMirror(handle: ConditionHandle, doing: string): LockMirror {
+  const mirror = lockMirrorOf(lockOf(handle.config.lock));
+  if (!mirror || mirror.held === 0) {
+    throw new Error(`Cannot ${doing} on a condition whose lock is not held`);
+  }
+  return mirror;
+}
+
+const CONDITION_KIND: SharedKind<ConditionState, ConditionConfig, typeof conditionOps> = {
+  kind: "condition",
+  type: { prototype: {} },
+  share: (state) => state.i32.buffer,
+  attach: (buffer, config) => ({
+    i32: new Int32Array(buffer as SharedArrayBuffer),
+    lock: lockOf(config.lock).here("A Condition's lock"),
+  }),
+  ops: conditionOps,
+  client: {
+    // The parent releases and retakes the lock for this process: the values that the lock
+    // guards are sent before, and fetched again after, as around release() and acquire().
+    wait: async (handle, send) => {
+      const mirror = heldMirror(handle as ConditionHandle, "wait");
+      mirror.beforeRelease();
+      const notified = await send();
+      await mirror.afterAcquire();
+      return notified;
+    },
+    notify: (handle, send) => {
+      heldMirror(handle as ConditionHandle, "notify");
+      send();
+    },
+  },
+};
 
 /**
  * A condition variable, as Python's `Condition`: holders of its lock `wait()` until another
@@ -1153,27 +657,40 @@ export interface ConditionOptions {
  * ```
  */
 export class Condition {
-  #state: SharedState;
-  #lock: Lock | RLock;
-
   /**
    * Creates a condition.
    *
-   * @param options The lock to use (`lock`); a new RLock by default.
-   * @throws {TypeError} When `lock` is not a Lock or RLock.
+   * @param options The lock to use, positionally as in Python's `Condition(lock)` or as
+   * `{ lock }`; a new RLock by default.
+   * @throws {TypeError} When `lock` is not a Lock or RLock, or for an unknown option.
    */
-  constructor(options: ConditionOptions = {}) {
-    const attached = takeAttaching<SharedState & { lock: Lock | RLock }>();
-    if (!attached) checkOptions(options, "Condition", ["lock"]);
-    this.#state = attached ?? { id: newObjectId(), i32: sharedInt32(2), config: {} };
-    this.#lock = attached?.lock ?? options.lock ?? new RLock();
-    lockImpl(this.#lock);
-    rememberInstance(this.#state.id, this);
+  constructor(options: ConditionOptions | Lock | RLock = {}) {
+    let lock: unknown;
+    if (lockHandleOf(options)) lock = options;
+    else {
+      lock =
+        checkOptions(options as ConditionOptions, "Condition", ["lock"], "pass a Lock or { lock }")
+          .lock ?? new RLock();
+    }
+    const handle = lockHandleOf(lock);
+    if (!handle) {
+      throw new TypeError(`'lock' must be a Lock or RLock: received ${describeValue(lock)}`);
+    }
+    const core = handle.local;
+    if (!core) {
+      throw new TypeError(
+        "A Condition needs a lock whose memory is in this process: this lock came from a parent process; make the Condition there and pass it on",
+      );
+    }
+    Shared.create(this, CONDITION_KIND, { lock: lock as Lock | RLock }, {
+      i32: newCondition(),
+      lock: core,
+    });
   }
 
   /** The condition's lock. */
   get lock(): Lock | RLock {
-    return this.#lock;
+    return conditionOf(this).config.lock;
   }
 
   /**
@@ -1182,8 +699,8 @@ export class Condition {
    * @param options `blocking: false` to try once; `timeoutMs` to give up after a while.
    * @returns Whether it was acquired.
    */
-  acquire(options?: AcquireOptions): Promise<boolean> {
-    return this.#lock.acquire(options);
+  acquire(options?: AcquireOptions | boolean): Promise<boolean> {
+    return this.lock.acquire(options);
   }
 
   /**
@@ -1192,7 +709,7 @@ export class Condition {
    * @throws {Error} When the caller does not hold it.
    */
   release(): void {
-    this.#lock.release();
+    this.lock.release();
   }
 
   /**
@@ -1202,26 +719,22 @@ export class Condition {
    * @returns The hold.
    */
   hold(options?: SyncWaitOptions): Promise<LockHold> {
-    return this.#lock.hold(options);
+    return this.lock.hold(options);
   }
 
   /**
-   * Releases the lock, waits for a `notify`, and takes the lock back before it returns.
+   * Releases the lock, waits for a `notify`, and takes the lock back before it returns. In a
+   * child process, values guarded by the lock are sent before and fetched after, as around
+   * `release()` and `acquire()`.
    *
    * @param options `timeoutMs` to give up after a while.
    * @returns True when notified, false when the time ran out.
    * @throws {Error} (as a rejection) When the caller does not hold the lock.
    */
-  async wait(options?: SyncWaitOptions): Promise<boolean> {
-    const deadline = deadlineOf(options?.timeoutMs);
-    const impl = lockImpl(this.#lock);
-    if (this.#state.remote) {
-      if (!impl.remote || impl.remote.held === 0) {
-        throw new Error("Cannot wait on a condition whose lock is not held");
-      }
-      return await call(this.#state.remote, "wait", [timeoutOfDeadline(deadline)]) as boolean;
-    }
-    return condWait(this.#state.i32!, impl.core!, currentOwnerId(), deadline);
+  wait(options?: SyncWaitOptions): Promise<boolean> {
+    return rejecting(() =>
+      conditionOf(this).call("wait", waitTimeout(options, "Condition.wait()"))
+    );
   }
 
   /**
@@ -1233,10 +746,9 @@ export class Condition {
    * condition of a parent process.
    */
   waitSync(options?: SyncWaitOptions): boolean {
-    const deadline = deadlineOf(options?.timeoutMs);
-    const impl = lockImpl(this.#lock);
-    if (this.#state.remote) assertCanBlock("waitSync() of a condition from a parent process");
-    return condWaitSync(this.#state.i32!, impl.core!, currentOwnerId(), deadline);
+    const what = "Condition.waitSync()";
+    const deadline = deadlineOf(waitTimeout(options, what));
+    return conditionWaitSync(conditionOf(this).here(what), currentOwnerId(), deadline);
   }
 
   /**
@@ -1247,12 +759,12 @@ export class Condition {
    * @returns The predicate's last value.
    */
   async waitFor<T>(predicate: () => T, options?: SyncWaitOptions): Promise<T> {
-    const deadline = deadlineOf(options?.timeoutMs);
+    const deadline = deadlineOf(waitTimeout(options, "Condition.waitFor()"));
     let result = predicate();
     while (!result) {
       const left = remaining(deadline);
       if (left === 0) break;
-      await this.wait(left === Infinity ? {} : { timeoutMs: left });
+      await this.wait({ timeoutMs: left });
       result = predicate();
     }
     return result;
@@ -1266,18 +778,8 @@ export class Condition {
    * @throws {Error} When the caller does not hold the lock.
    */
   notify(n = 1): boolean {
-    checkCount(n, "n", 1);
-    const impl = lockImpl(this.#lock);
-    if (this.#state.remote) {
-      if (!impl.remote || impl.remote.held === 0) {
-        throw new Error("Cannot notify on a condition whose lock is not held");
-      }
-      cast(this.#state.remote, "notify", [n]);
-      return true;
-    }
-    const before = Atomics.load(this.#state.i32!, COND_PACKED);
-    condNotify(this.#state.i32!, impl.core!, currentOwnerId(), n);
-    return (before >>> 16) > (before & 0xffff);
+    checkInteger(n, "n", { min: 1, what: "Condition.notify()" });
+    return conditionOf(this).cast("notify", Math.min(n, 0xffff)) ?? true;
   }
 
   /**
@@ -1289,126 +791,65 @@ export class Condition {
   notifyAll(): boolean {
     return this.notify(0xffff);
   }
-
-  /**
-   * The crossing to a child; called by multiproc when the condition is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    const lock = encodeOne(this.#lock, { destination, ownerId });
-    return describeState(
-      "condition",
-      this.#state,
-      "A Condition",
-      destination,
-      ownerId,
-      (op, args, owner, signal) => {
-        const i32 = this.#state.i32!;
-        const core = lockImpl(this.#lock).core!;
-        if (op === "wait") {
-          return condWait(i32, core, owner, deadlineOfTimeout(args[0] as number), signal);
-        }
-        if (op === "notify") return condNotify(i32, core, owner, args[0] as number);
-        throw new TypeError(`Unknown condition operation '${op}'`);
-      },
-      { lock },
-    );
-  }
 }
 
-registerReviver("condition", (data, context) => {
-  const { id, buffer, lock } = data as { id: string; buffer?: SharedArrayBuffer; lock: unknown };
-  return reviveOnce(id, () => {
-    const remote = remoteFrom(context, id);
-    const state = {
-      id,
-      config: {},
-      lock: context.revive(lock) as Lock | RLock,
-      ...(remote ? { remote } : { i32: new Int32Array(buffer!) }),
-    };
-    return attach(state, () => new Condition());
-  });
-});
+CONDITION_KIND.type = Condition;
+Shared.define(CONDITION_KIND);
+shareable(Condition);
+
+function conditionOf(condition: Condition): ConditionHandle {
+  return handleOf<ConditionHandle>(condition);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Barrier
 
-// Words: arrivals in this round, the round (generation), the round that was broken plus one, and
-// whether the barrier stays broken until reset.
-const BAR_COUNT = 0;
-const BAR_GEN = 1;
-const BAR_BROKEN_GEN = 2;
-const BAR_BROKEN = 3;
-
-function barrierBreak(i32: Int32Array, permanently: boolean): void {
-  if (permanently) Atomics.store(i32, BAR_BROKEN, 1);
-  Atomics.store(i32, BAR_BROKEN_GEN, Atomics.load(i32, BAR_GEN) + 1);
-  Atomics.notify(i32, BAR_GEN);
-}
-
-async function barrierWait(
-  i32: Int32Array,
-  parties: number,
-  deadline: number,
-  signal?: AbortSignal,
-): Promise<number> {
-  const broken = () => new BrokenBarrierError("The barrier is broken");
-  if (Atomics.load(i32, BAR_BROKEN) === 1) throw broken();
-  const gen = Atomics.load(i32, BAR_GEN);
-  const index = Atomics.add(i32, BAR_COUNT, 1);
-  if (index === parties - 1) {
-    Atomics.store(i32, BAR_COUNT, 0);
-    Atomics.add(i32, BAR_GEN, 1);
-    Atomics.notify(i32, BAR_GEN);
-    return index;
-  }
-  for (;;) {
-    if (Atomics.load(i32, BAR_BROKEN_GEN) === gen + 1) throw broken();
-    if (Atomics.load(i32, BAR_GEN) !== gen) return index;
-    if (remaining(deadline) === 0) {
-      // As in Python, a party that times out breaks the barrier for all.
-      barrierBreak(i32, true);
-      throw broken();
-    }
-    try {
-      await waitUntil(i32, BAR_GEN, gen, deadline, signal);
-    } catch (error) {
-      barrierBreak(i32, true);
-      throw error;
-    }
-  }
-}
-
-function barrierWaitSync(i32: Int32Array, parties: number, deadline: number): number {
-  const broken = () => new BrokenBarrierError("The barrier is broken");
-  if (Atomics.load(i32, BAR_BROKEN) === 1) throw broken();
-  const gen = Atomics.load(i32, BAR_GEN);
-  const index = Atomics.add(i32, BAR_COUNT, 1);
-  if (index === parties - 1) {
-    Atomics.store(i32, BAR_COUNT, 0);
-    Atomics.add(i32, BAR_GEN, 1);
-    Atomics.notify(i32, BAR_GEN);
-    return index;
-  }
-  for (;;) {
-    if (Atomics.load(i32, BAR_BROKEN_GEN) === gen + 1) throw broken();
-    if (Atomics.load(i32, BAR_GEN) !== gen) return index;
-    if (remaining(deadline) === 0) {
-      barrierBreak(i32, true);
-      throw broken();
-    }
-    Atomics.wait(i32, BAR_GEN, gen, remaining(deadline));
-  }
-}
-
 /** Options for {@linkcode Barrier}. */
 export interface BarrierOptions {
-  /** The default timeout of `wait()`, in milliseconds; none when omitted. */
+  /** The default timeout of `wait()`, in milliseconds; none when omitted or `Infinity`. */
   timeoutMs?: number;
+  /**
+   * Called once per round, when the last party arrives and before any is released, as Python's
+   * `action`. It runs in the thread that made the barrier (which may be one of the parties); if
+   * it throws, the barrier breaks.
+   */
+  action?: () => void;
+}
+
+type BarrierConfig = { parties: number; timeoutMs?: number };
+type BarrierHandle = Shared<BarrierState, BarrierConfig, typeof barrierOps>;
+
+const BARRIER_KIND: SharedKind<BarrierState, BarrierConfig, typeof barrierOps> = {
+  kind: "barrier",
+  type: { prototype: {} },
+  share: (state) => state.i32.buffer,
+  attach: (buffer, config) => ({
+    i32: new Int32Array(buffer as SharedArrayBuffer),
+    parties: config.parties,
+  }),
+  ops: barrierOps,
+};
+
+function barrierOptions(
+  action: BarrierOptions | (() => void) | undefined,
+  timeoutMs: number | undefined,
+): BarrierOptions {
+  if (typeof action === "function") return { action, timeoutMs };
+  if (typeof action === "number") {
+    throw new TypeError(
+      `Barrier takes (parties, options): received ${
+        describeValue(action)
+      } where the options go; pass { timeoutMs: ${action} } for a default timeout in milliseconds`,
+    );
+  }
+  if (timeoutMs !== undefined) {
+    throw new TypeError(
+      `Barrier takes a timeout as a third argument only after an action, as in Python's Barrier(parties, action, timeout): received ${
+        describeValue(timeoutMs)
+      }; pass { timeoutMs }`,
+    );
+  }
+  return checkOptions(action, "Barrier", ["timeoutMs", "action"], "pass { timeoutMs, action }");
 }
 
 /**
@@ -1419,52 +860,62 @@ export interface BarrierOptions {
  * ```ts
  * import { Barrier, Thread } from "@multiproc/multiproc";
  *
- * const barrier = new Barrier(3);
+ * let rounds = 0;
+ * const barrier = new Barrier(3, { action: () => rounds++ });
  * const threads = [1, 2].map(() =>
  *   new Thread({ target: (b: Barrier) => b.wait(), args: [barrier] })
  * );
  * for (const t of threads) t.start();
  * const mine = await barrier.wait();
  * for (const t of threads) await t.join();
- * console.log([mine, ...threads.map((t) => t.result)].sort()); // [0, 1, 2]
+ * console.log([mine, ...threads.map((t) => t.result)].sort(), rounds); // [0, 1, 2] 1
  * ```
  */
 export class Barrier {
-  #state: SharedState;
-
   /**
    * Creates a barrier.
    *
    * @param parties How many parties must call `wait()` before any is released.
-   * @param options A default `timeoutMs` for `wait()`.
+   * @param options A default `timeoutMs` for `wait()`, and an `action` for each round; or, as
+   * in Python, the action itself, followed by a timeout in milliseconds.
+   * @param timeoutMs With an action as the second argument: the default timeout.
    * @throws {RangeError} When `parties` is not a positive integer, or `timeoutMs` is invalid.
+   * @throws {TypeError} For a number where the options go, or an unknown option.
    */
-  constructor(parties: number, options: BarrierOptions = {}) {
-    const attached = takeAttaching<SharedState>();
-    if (attached) {
-      this.#state = attached;
-    } else {
-      checkCount(parties, "parties", 1);
-      checkOptions(options, "Barrier", ["timeoutMs"], "pass { timeoutMs }");
-      checkTimeoutMs(options.timeoutMs, "Barrier");
-      this.#state = { id: newObjectId(), i32: sharedInt32(4), config: { parties, ...options } };
+  constructor(
+    parties: number,
+    options?: BarrierOptions | (() => void),
+    timeoutMs?: number,
+  ) {
+    const { action, timeoutMs: defaultTimeout } = barrierOptions(options, timeoutMs);
+    checkInteger(parties, "parties", { min: 1, what: "Barrier" });
+    checkTimeoutMs(defaultTimeout, "Barrier");
+    if (action !== undefined && typeof action !== "function") {
+      throw new TypeError(`'action' must be a function: received ${describeValue(action)}`);
     }
-    rememberInstance(this.#state.id, this);
+    const state: BarrierState = { i32: newBarrier(), parties, action };
+    Shared.create(this, BARRIER_KIND, { parties, timeoutMs: defaultTimeout }, state);
+    if (action) {
+      const self = new WeakRef(this);
+      void serveBarrierAction(state, () => self.deref() !== undefined);
+    }
   }
 
   /** How many parties the barrier waits for. */
   get parties(): number {
-    return this.#state.config.parties as number;
+    return barrierOf(this).config.parties;
   }
 
   /** How many parties wait at the barrier now (unknown, NaN, in a child process). */
   get nWaiting(): number {
-    return this.#state.i32 ? Atomics.load(this.#state.i32, BAR_COUNT) : NaN;
+    const state = barrierOf(this).local;
+    return state ? barrierWaiting(state.i32) : NaN;
   }
 
   /** Whether the barrier is broken (false in a child process until a wait finds out). */
   get broken(): boolean {
-    return this.#state.i32 ? Atomics.load(this.#state.i32, BAR_BROKEN) === 1 : false;
+    const state = barrierOf(this).local;
+    return state ? barrierBroken(state.i32) : false;
   }
 
   /**
@@ -1476,15 +927,11 @@ export class Barrier {
    * timeout (which breaks it for every party), `abort()` or `reset()`.
    */
   wait(options?: SyncWaitOptions): Promise<number> {
-    try {
-      const timeoutMs = options?.timeoutMs ?? this.#state.config.timeoutMs as number | undefined;
-      const deadline = deadlineOf(timeoutMs);
-      const { i32, remote } = this.#state;
-      if (remote) return call(remote, "wait", [timeoutOfDeadline(deadline)]) as Promise<number>;
-      return barrierWait(i32!, this.parties, deadline);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return rejecting(() => {
+      const handle = barrierOf(this);
+      const timeoutMs = waitTimeout(options, "Barrier.wait()", handle.config.timeoutMs);
+      return handle.call("wait", timeoutMs);
+    });
   }
 
   /**
@@ -1496,60 +943,29 @@ export class Barrier {
    * @throws {Error} On the main thread, or for a barrier of a parent process.
    */
   waitSync(options?: SyncWaitOptions): number {
-    const timeoutMs = options?.timeoutMs ?? this.#state.config.timeoutMs as number | undefined;
-    const deadline = deadlineOf(timeoutMs);
-    assertCanBlock("waitSync()");
-    if (this.#state.remote) assertCanBlock("waitSync() of a barrier from a parent process");
-    return barrierWaitSync(this.#state.i32!, this.parties, deadline);
+    const what = "Barrier.waitSync()";
+    const handle = barrierOf(this);
+    const deadline = deadlineOf(waitTimeout(options, what, handle.config.timeoutMs));
+    const state = handle.here(what);
+    assertCanBlock(what);
+    return barrierWaitSync(state, deadline);
   }
 
   /** Breaks the barrier: current and later waits reject until `reset()`. */
   abort(): void {
-    if (this.#state.remote) return cast(this.#state.remote, "abort");
-    barrierBreak(this.#state.i32!, true);
+    barrierOf(this).cast("abort");
   }
 
   /** Returns the barrier to its initial state; parties waiting now get a `BrokenBarrierError`. */
   reset(): void {
-    if (this.#state.remote) return cast(this.#state.remote, "reset");
-    const i32 = this.#state.i32!;
-    Atomics.store(i32, BAR_BROKEN_GEN, Atomics.load(i32, BAR_GEN) + 1);
-    Atomics.store(i32, BAR_COUNT, 0);
-    Atomics.store(i32, BAR_BROKEN, 0);
-    Atomics.add(i32, BAR_GEN, 1);
-    Atomics.notify(i32, BAR_GEN);
-  }
-
-  /**
-   * The crossing to a child; called by multiproc when the barrier is passed on.
-   *
-   * @param destination Where it goes.
-   * @param ownerId The owner id of the child.
-   * @returns The descriptor.
-   * @ignore
-   */
-  [toDescriptor](destination: Destination, ownerId: number): Descriptor {
-    return describeState(
-      "barrier",
-      this.#state,
-      "A Barrier",
-      destination,
-      ownerId,
-      (op, args, _o, signal) => {
-        if (op === "wait") {
-          return barrierWait(
-            this.#state.i32!,
-            this.parties,
-            deadlineOfTimeout(args[0] as number),
-            signal,
-          );
-        }
-        if (op === "abort") return this.abort();
-        if (op === "reset") return this.reset();
-        throw new TypeError(`Unknown barrier operation '${op}'`);
-      },
-    );
+    barrierOf(this).cast("reset");
   }
 }
 
-registerStateReviver("barrier", () => new Barrier(1));
+BARRIER_KIND.type = Barrier;
+Shared.define(BARRIER_KIND);
+shareable(Barrier);
+
+function barrierOf(barrier: Barrier): BarrierHandle {
+  return handleOf<BarrierHandle>(barrier);
+}

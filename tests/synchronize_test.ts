@@ -15,11 +15,14 @@ import {
   Event,
   Lock,
   Process,
+  Queue,
   RLock,
   Semaphore,
   SharedArray,
   Thread,
+  Value,
 } from "../mod.ts";
+import { passOn, sharedTargetsUrl } from "./fixtures/shared_targets.ts";
 
 type Kind = typeof Thread | typeof Process;
 
@@ -304,22 +307,23 @@ Deno.test("Barrier that times out is broken for every party", async () => {
   assertThrows(() => new Barrier(0), RangeError, "'parties'");
 });
 
-Deno.test("A lock received by a process cannot be passed on from there", async () => {
+Deno.test("A shared object received by a child process can be passed on to its own thread and process, as Python's manager proxies can", async () => {
   const lock = new Lock();
-  const [message] = await joinAll(startAll(Process, 1, (lock: Lock) => {
-    try {
-      // Encoding happens when a child is started; the descriptor method is what refuses.
-      const toDescriptor = Symbol.for("multiproc.toDescriptor");
-      (lock as unknown as Record<symbol, (d: string, o: number) => unknown>)[toDescriptor](
-        "thread",
-        1,
-      );
-      return "passed on";
-    } catch (error) {
-      return (error as Error).message;
-    }
-  }, [lock]));
-  assertStringIncludes(String(message), "cannot be passed on to another thread or process");
+  const total = new Value("i32", 0, { lock });
+  const q = new Queue<string>();
+  const child = new Process({ target: passOn, args: [lock, total, q], module: sharedTargetsUrl });
+  child.start();
+  await child.join();
+  assertEquals(child.error, undefined, String(child.error?.stack));
+  assertEquals(child.result, "done");
+  assertEquals(total.value, 3, "the child, its thread and its process each added under the lock");
+  const tags = [
+    await q.get({ timeoutMs: 5000 }),
+    await q.get({ timeoutMs: 5000 }),
+    await q.get({ timeoutMs: 5000 }),
+  ];
+  assertEquals(tags.sort(), ["child", "process", "thread"]);
+  assert(!lock.locked());
 });
 
 Deno.test("Barrier.waitSync() and Condition.waitSync() block worker threads, not the main one", async () => {
