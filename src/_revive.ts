@@ -139,27 +139,21 @@ export function registerReviver(kind: string, reviver: Reviver): void {
   revivers.set(kind, reviver);
 }
 
-let classesLoaded: Promise<unknown> | undefined;
-
-function loadClasses(): Promise<unknown> {
-  // Only a child that receives one of these objects pays for importing their modules.
-  return classesLoaded ??= Promise.all([
-    import("./synchronize.ts"),
-    import("./shared_value.ts"),
-    import("./queue.ts"),
-    import("./pipe.ts"),
-  ]);
-}
-
 let linkSeen: ParentLink | undefined;
 
 /**
  * Brings the objects among `args` back to life in this child, the inverse of
  * {@linkcode encodeArgs}. Call it for every task, before the target runs.
  *
+ * @param loadClasses Imports the modules of the shared classes, which register their revivers.
+ * The child entry passes it: this module sits below those classes and does not import them.
  * @returns `args` itself when it holds no descriptor; otherwise (a promise of) a copy.
  */
-export function decodeArgs(args: unknown[], link: ParentLink): unknown[] | Promise<unknown[]> {
+export function decodeArgs(
+  args: unknown[],
+  link: ParentLink,
+  loadClasses: () => Promise<unknown>,
+): unknown[] | Promise<unknown[]> {
   if (linkSeen !== link) {
     linkSeen = link;
     setWorkerThread(link.kind === "thread");

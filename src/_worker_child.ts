@@ -14,6 +14,7 @@
  * @module
  */
 import { decodeArgs, settleTask } from "./_revive.ts";
+import { loadSharedClasses } from "./_shared_classes.ts";
 import { describeValue } from "./_checks.ts";
 import { findUncloneableArgument } from "./_clone_check.ts";
 import type { ParentLink } from "./_channel.ts";
@@ -189,7 +190,9 @@ export class TaskLoop {
         if (this.#slot) Atomics.store(this.#slot, 0, task.id);
         let args = task.payload as unknown[];
         // Shared objects among the arguments come back to life here; plain data passes as is.
-        const decoded = task.mode === TaskMode.Apply ? decodeArgs(args, this.#link) : args;
+        const decoded = task.mode === TaskMode.Apply
+          ? decodeArgs(args, this.#link, loadSharedClasses)
+          : args;
         if (decoded !== args) args = await decoded;
         value = task.mode === TaskMode.Apply
           ? target.apply(undefined, args)
