@@ -5,6 +5,12 @@
  * Python's spawn re-imports `__main__`), or, for a function that uses nothing from outside its
  * body, by evaluating its source text.
  *
+ * Rules this file keeps:
+ * - Everything that can be checked in the parent is checked here, so that a target that cannot be
+ *   found again fails at the constructor, with the fix, rather than in the child.
+ * - The analysis errs towards accepting: a function it wrongly accepts fails in the child with the
+ *   name it missed; one it wrongly refused could never run.
+ *
  * @module
  */
 // A full specifier: the library must load from a project whose import map does not list acorn

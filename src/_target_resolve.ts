@@ -1,6 +1,10 @@
 /**
  * How a target function is found again inside a worker or child process.
  *
+ * Rules this file keeps:
+ * - It runs in the child, and tries the export before the source text: an exported function keeps
+ *   its module's imports and state.
+ *
  * @module
  */
 import type { TargetSpec } from "./_protocol.ts";
