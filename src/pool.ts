@@ -217,6 +217,7 @@ export abstract class BasePool {
       options,
       kind,
       kind === "Pool" ? POOL_OPTION_NAMES : THREAD_POOL_OPTION_NAMES,
+      "pass { size: 4 } where Python passes the number of workers by position",
     );
     this.#kind = kind;
     const size = checkPositiveInteger(o.size, "size") ?? availableCpus();
@@ -289,7 +290,7 @@ export abstract class BasePool {
     let signal: AbortSignal | undefined;
     let timeoutMs: number | undefined;
     if (options !== undefined) {
-      checkOptions(options, what, TASK_OPTION_NAMES);
+      checkOptions(options, what, TASK_OPTION_NAMES, "pass { timeoutMs, signal, module }");
       if (options.module !== undefined) module = checkModule(options.module);
       signal = checkSignal(options.signal);
       timeoutMs = checkTimeoutMs(options.timeoutMs);
@@ -375,7 +376,12 @@ export abstract class BasePool {
   ): { target: ReturnType<typeof targetEntry>; chunksize?: number; buffersize: number } {
     const refusal = this.#engine.refusal();
     if (refusal) throw refusal;
-    checkOptions(options, what, known);
+    checkOptions(
+      options,
+      what,
+      known,
+      "pass { chunksize: 8 } where Python passes the chunk size by position",
+    );
     const module = options?.module === undefined ? this.#module : checkModule(options.module);
     const target = targetEntry(fn, module, what);
     checkIterable(iterable, what);

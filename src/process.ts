@@ -92,7 +92,12 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * @throws {TypeError} When an option is unknown or the options are not an object.
    */
   constructor(options: ProcessOptions<Args, Result>) {
-    options = checkOptions(options, "Process", PROCESS_OPTION_NAMES) as typeof options;
+    options = checkOptions(
+      options,
+      "Process",
+      PROCESS_OPTION_NAMES,
+      "pass { target, args }",
+    ) as typeof options;
     const startMethod = options.startMethod === undefined
       ? undefined
       : checkStartMethod(options.startMethod, "Process 'startMethod'");

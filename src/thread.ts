@@ -101,7 +101,12 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * @throws {TypeError} When an option is unknown or the options are not an object.
    */
   constructor(options: ThreadOptions<Args, Result>) {
-    options = checkOptions(options, "Thread", THREAD_OPTION_NAMES) as typeof options;
+    options = checkOptions(
+      options,
+      "Thread",
+      THREAD_OPTION_NAMES,
+      "pass { target, args }",
+    ) as typeof options;
     if (options.maxHeapMb !== undefined && !threadHeapLimits) {
       throw new TypeError(
         `Thread 'maxHeapMb' is not supported on this runtime: its workers do not enforce a heap limit; run the target in a Process with 'maxHeapMb' instead (received ${

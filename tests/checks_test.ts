@@ -164,7 +164,7 @@ for (const Kind of [ThreadPool, Pool]) {
     const error = assertThrows(() => new Kind({ sise: 4 } as never), TypeError, "'sise'");
     assertStringIncludes(error.message, "did you mean 'size'");
     assertThrows(() => new Kind({ colour: "red" } as never), TypeError, "its options are 'size'");
-    assertThrows(() => new Kind(4 as never), TypeError, "options must be an object: received 4");
+    assertThrows(() => new Kind(4 as never), TypeError, "received 4; pass { size: 4 }");
   });
 
   Deno.test(`${kind} shows a string where a number goes as a string`, () => {
@@ -188,6 +188,11 @@ Deno.test("ThreadPool task calls refuse unknown options and non-objects", async 
     "did you mean 'timeoutMs'",
   );
   await assertRejects(() => pool.apply(add, [1, 2], 1000 as never), TypeError, "received 1000");
+  await assertRejects(
+    () => pool.map((x: number) => x, [1], 8 as never),
+    TypeError,
+    "pass { chunksize: 8 }",
+  );
   await assertRejects(
     () => pool.map((x: number) => x, [1], { chunkSize: 2 } as never),
     TypeError,
@@ -249,7 +254,7 @@ Deno.test("Shared objects refuse unknown options and options that are not object
   assertThrows(() => new Value("i32", 0, { locked: true } as never), TypeError, "'lock'");
   assertThrows(() => new SharedArray("i32", 2, { lck: true } as never), TypeError, "'lock'");
   assertThrows(() => Pipe({ duplx: false } as never), TypeError, "did you mean 'duplex'");
-  assertThrows(() => Pipe(false as never), TypeError, "received false");
+  assertThrows(() => Pipe(5 as never), TypeError, "received 5");
   assertThrows(() => setStartMethod("spawn", true as never), TypeError, "pass { force: true }");
   assertThrows(
     () => setStartMethod("spawn", { froce: true } as never),
