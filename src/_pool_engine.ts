@@ -189,16 +189,27 @@ export class PoolWorker extends ChildWorker {
   }
 }
 
-/** The numbers that `stats()` reports. */
-export interface EngineStats {
-  tasksCompleted: number;
-  tasksFailed: number;
-  tasksCancelled: number;
-  queueLength: number;
-  busyWorkers: number;
+/** What `stats()` of a pool reports. */
+export interface PoolStats {
+  /** The pool's size. */
+  size: number;
+  /** Workers alive now. */
   workers: number;
+  /** Workers running a task now. */
+  busyWorkers: number;
+  /** Tasks waiting for a worker. */
+  queueLength: number;
+  /** Tasks (or map chunks) that resolved. */
+  tasksCompleted: number;
+  /** Tasks that rejected, crashes included, cancellations not. */
+  tasksFailed: number;
+  /** Tasks cancelled: by `cancel()`, an abort signal or a timeout. */
+  tasksCancelled: number;
+  /** The share of the workers' time spent on tasks since the first worker started, 0 to 1. */
   utilization: number;
+  /** Time that a worker spends on a task (messaging included), over the last 1024 tasks. */
   runTimeMs: { p50: number; p99: number };
+  /** Time from submission until a worker takes the task, over the last 1024 tasks. */
   waitTimeMs: { p50: number; p99: number };
 }
 
@@ -814,11 +825,12 @@ export class PoolEngine {
     unrefTimer(this.#idleTimer);
   }
 
-  stats(): EngineStats {
+  stats(): PoolStats {
     let busy = 0;
     for (const worker of this.#workers) if (worker.inflight.length > 0) busy++;
     const elapsed = this.#startedAt < 0 ? 0 : performance.now() - this.#startedAt;
     return {
+      size: this.options.size,
       tasksCompleted: this.#completed,
       tasksFailed: this.#failed,
       tasksCancelled: this.#cancelled,

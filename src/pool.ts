@@ -5,7 +5,7 @@
  * @module
  */
 import { TaskMode } from "./_protocol.ts";
-import { PoolEngine, targetEntry, type Task } from "./_pool_engine.ts";
+import { PoolEngine, type PoolStats, targetEntry, type Task } from "./_pool_engine.ts";
 import {
   availableCpus,
   childProcessCommand,
@@ -29,6 +29,8 @@ import {
 import { processKind, threadKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
+
+export type { PoolStats };
 import { Future } from "./future.ts";
 
 /** Options for {@linkcode ThreadPool}; {@linkcode PoolOptions} adds the start method. */
@@ -124,30 +126,6 @@ export interface ImapOptions extends MapOptions {
    * slow consumer. Defaults to `8 * size`.
    */
   buffersize?: number;
-}
-
-/** What {@linkcode BasePool.stats} reports. */
-export interface PoolStats {
-  /** The pool's size. */
-  size: number;
-  /** Workers alive now. */
-  workers: number;
-  /** Workers running a task now. */
-  busyWorkers: number;
-  /** Tasks waiting for a worker. */
-  queueLength: number;
-  /** Tasks (or map chunks) that resolved. */
-  tasksCompleted: number;
-  /** Tasks that rejected, crashes included, cancellations not. */
-  tasksFailed: number;
-  /** Tasks cancelled: by `cancel()`, an abort signal or a timeout. */
-  tasksCancelled: number;
-  /** The share of the workers' time spent on tasks since the first worker started, 0 to 1. */
-  utilization: number;
-  /** Time that a worker spends on a task (messaging included), over the last 1024 tasks. */
-  runTimeMs: { p50: number; p99: number };
-  /** Time from submission until a worker takes the task, over the last 1024 tasks. */
-  waitTimeMs: { p50: number; p99: number };
 }
 
 let threadPoolCount = 0;
@@ -540,23 +518,7 @@ export abstract class BasePool {
     iterable: Iterable<T> | AsyncIterable<T>,
     options?: ImapOptions,
   ): AsyncGenerator<Awaited<R>, void, undefined> {
-    const what = `${this.#kind}.imap()`;
-    const { target, chunksize, buffersize } = this.#chunkOptions(
-      fn,
-      iterable,
-      options,
-      what,
-      IMAP_OPTION_NAMES,
-    );
-    return this.#imap(
-      target,
-      iterable,
-      chunksize,
-      buffersize,
-      TaskMode.Map,
-      true,
-      what,
-    ) as AsyncGenerator<Awaited<R>, void, undefined>;
+    return this.#lazyMap<R>(fn, iterable, options, true);
   }
 
   /**
@@ -584,7 +546,17 @@ export abstract class BasePool {
     iterable: Iterable<T> | AsyncIterable<T>,
     options?: ImapOptions,
   ): AsyncGenerator<Awaited<R>, void, undefined> {
-    const what = `${this.#kind}.imapUnordered()`;
+    return this.#lazyMap<R>(fn, iterable, options, false);
+  }
+
+  /** What `imap()` and `imapUnordered()` share: their checks, then the lazy run. */
+  #lazyMap<R>(
+    fn: unknown,
+    iterable: unknown,
+    options: ImapOptions | undefined,
+    ordered: boolean,
+  ): AsyncGenerator<Awaited<R>, void, undefined> {
+    const what = `${this.#kind}.${ordered ? "imap" : "imapUnordered"}()`;
     const { target, chunksize, buffersize } = this.#chunkOptions(
       fn,
       iterable,
@@ -598,7 +570,7 @@ export abstract class BasePool {
       chunksize,
       buffersize,
       TaskMode.Map,
-      false,
+      ordered,
       what,
     ) as AsyncGenerator<Awaited<R>, void, undefined>;
   }
@@ -804,7 +776,7 @@ export abstract class BasePool {
    * ```
    */
   stats(): PoolStats {
-    return { size: this.size, ...this.#engine.stats() };
+    return this.#engine.stats();
   }
 }
 
