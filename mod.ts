@@ -18,6 +18,7 @@
  */
 export * from "./src/context.ts";
 export * from "./src/cpu_count.ts";
+export * from "./src/current_process.ts";
 export * from "./src/errors.ts";
 export * from "./src/future.ts";
 export * from "./src/pool.ts";

@@ -9,6 +9,7 @@ import { connectToParent } from "./_child_link.deno.ts";
 import { type ParentMessage, TaskMode } from "./_protocol.ts";
 import { TaskLoop } from "./_worker_child.ts";
 import { type BrokerReplyMessage, handleBrokerReply } from "./_broker.ts";
+import { adoptContext } from "./_process_context.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
 // tell (test registrations, for one, stay out of children).
@@ -29,6 +30,9 @@ link.onMessage((message) => {
   }
   const typed = message as ParentMessage;
   switch (typed.type) {
+    case "context":
+      adoptContext(typed);
+      break;
     case "preload":
       preloaded = preload(typed.modules, typed.optional);
       // A failed preload is reported by the run that waits for it, not as an unhandled rejection.

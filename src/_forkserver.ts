@@ -15,6 +15,7 @@ import { readModuleText } from "./_target.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import type { ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
+import { inheritedPreloadModules } from "./_process_context.ts";
 
 interface Spare {
   handle: ChildProcessHandle;
@@ -35,7 +36,8 @@ interface SparePool {
 }
 
 const pools = new Map<string, SparePool>();
-let preloadModules: string[] = [];
+// Until set here, the modules inherited from the parent.
+let preloadModules: string[] | undefined;
 const BURST_GAP_MS = 20;
 
 function maxSpares(): number {
@@ -75,7 +77,7 @@ function spawnSpare(pool: SparePool, ahead: boolean): Spare {
   // Like Python's forkserver, spares import the main module too, so that a target exported
   // there is ready; a main module that is no file (`deno eval`) is left out.
   const optional = ahead && main && readModuleText(main) !== null ? [main] : [];
-  spare.handle.send({ type: "preload", modules: preloadModules, optional });
+  spare.handle.send({ type: "preload", modules: getPreloadModules(), optional });
   return spare;
 }
 
@@ -135,7 +137,7 @@ export function setPreloadModules(modules: string[]): void {
 
 /** The modules that spares import before they are handed work. */
 export function getPreloadModules(): string[] {
-  return [...preloadModules];
+  return [...preloadModules ?? inheritedPreloadModules()];
 }
 
 /** Stops every spare; the next use of the forkserver starts afresh. */

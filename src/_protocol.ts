@@ -104,8 +104,31 @@ export interface PoolSkipMessage {
   ids: number[];
 }
 
+/** A process as a child knows its parent: its name and pid. */
+export interface ProcessRecord {
+  name: string;
+  pid: number;
+}
+
+/** Parent to child, before anything else: who the child is, and what it inherits. */
+export interface ContextMessage {
+  type: "context";
+  /**
+   * The process that the child belongs to: for a worker thread, its parent's own process (pid
+   * included); for a child process, the new process, whose pid the child reads itself.
+   */
+  process: { name: string; daemon: boolean; pid?: number };
+  /** That process's parent, or null when it is the main process. */
+  parent: ProcessRecord | null;
+  /** The start method that the child's own children use unless told otherwise. */
+  startMethod?: "spawn" | "forkserver";
+  /** The forkserver preload modules, as URLs. */
+  preload: string[];
+}
+
 /** Every message that a parent sends to a child. */
 export type ParentMessage =
+  | ContextMessage
   | RunMessage
   | PreloadMessage
   | PoolStartMessage

@@ -7,6 +7,7 @@
 import { spawnChildProcess } from "./_child_process.ts";
 import { takeForkserverChild } from "./_forkserver.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
+import { inheritedMethod } from "./_process_context.ts";
 import { describeValue } from "./_checks.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
 
@@ -57,9 +58,14 @@ export function chooseStartMethod(method: StartMethod | undefined): void {
   chosenMethod = method;
 }
 
-/** The start method in force: the one set, or the default `"spawn"`. */
+/** The start method in force: the one set, else the one inherited, else the default `"spawn"`. */
 export function defaultStartMethod(): StartMethod {
-  return chosenMethod ?? "spawn";
+  return chosenMethod ?? inheritedMethod() ?? "spawn";
+}
+
+/** The start method that children inherit: the one set here or inherited, if any. */
+export function inheritableStartMethod(): StartMethod | undefined {
+  return chosenMethod ?? inheritedMethod();
 }
 
 /**

@@ -20,7 +20,9 @@ import { OutOfMemoryError, WorkerCrashedError } from "./errors.ts";
 import { constants } from "node:os";
 import { startThread, type WorkerPermissions } from "./_platform.deno.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
-import { launchProcess, type StartMethod } from "./_start_methods.ts";
+import { inheritableStartMethod, launchProcess, type StartMethod } from "./_start_methods.ts";
+import { getPreloadModules } from "./_forkserver.ts";
+import { contextFor } from "./_process_context.ts";
 
 /** What a kind of worker is: how one starts, and what follows from where it runs. */
 export interface WorkerKind {
@@ -50,6 +52,8 @@ export interface WorkerKind {
   readonly heapDeathBySignal: boolean;
   /** Starts one worker. It must not keep the parent alive when `daemon` is true. */
   launch(options: { name: string; daemon: boolean }, listeners: ChildListeners): ChildHandle;
+  /** The start method of a child process, which it inherits unless one is set here. */
+  startMethod?(): StartMethod;
 }
 
 /** Worker threads: Web Workers or `node:worker_threads` workers (see `_platform.*.ts`). */
@@ -88,6 +92,7 @@ export function processKind(
         { daemon: launch.daemon, command, keepStderrTail: options.keepStderrTail },
         listeners,
       ),
+    startMethod: () => typeof method === "function" ? method() : method,
   };
 }
 
@@ -151,6 +156,16 @@ export class ChildWorker {
       },
       exit: (exitCode) => this.#onExit(exitCode),
     });
+    // Before anything else: who the child is, and the start method and preload it inherits.
+    this.#handle.send(
+      contextFor(
+        this.kind.destination,
+        this.name,
+        daemon,
+        inheritableStartMethod() ?? this.kind.startMethod?.(),
+        getPreloadModules(),
+      ),
+    );
   }
 
   #onMessage(message: ChildMessage): void {

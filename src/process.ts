@@ -10,6 +10,7 @@ import { childProcessCommand } from "./_platform.deno.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
 import { processKind } from "./_worker_parent.ts";
+import { registerChild } from "./_process_context.ts";
 
 const PROCESS_OPTION_NAMES = [
   "target",
@@ -79,6 +80,7 @@ let processCount = 0;
  */
 export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   #runner: Runner;
+  #closed = false;
 
   /**
    * Prepares a process; nothing runs until {@linkcode Process.prototype.start}.
@@ -132,8 +134,13 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     this.#runner.daemon = value;
   }
 
-  /** The child's process id once started; undefined before. */
+  /**
+   * The child's process id once started; undefined before.
+   *
+   * @throws {Error} After {@linkcode Process.prototype.close}.
+   */
   get pid(): number | undefined {
+    this.#checkOpen();
     return this.#runner.pid;
   }
 
@@ -165,11 +172,15 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   /**
    * Starts the child process. It can be started once.
    *
-   * @throws {Error} When the process was already started, or the runtime could not be started.
+   * @throws {Error} When the process was already started or closed, or the runtime could not be
+   * started.
    * @throws {TypeError} When an argument cannot be cloned; the message names its index.
    */
   start(): void {
+    this.#checkOpen();
     this.#runner.start();
+    // Among activeChildren() until it has exited.
+    registerChild(this, this.#runner.join());
   }
 
   /**
@@ -179,12 +190,17 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * @param timeoutMs The longest wait in milliseconds; no limit when omitted.
    * @returns A promise that resolves when the process finished or the time ran out. It never
    * rejects because of the target: read `error` and `exitCode`.
-   * @throws {Error} (as a rejection) When the process was not started.
+   * @throws {Error} (as a rejection) When the process was not started, or was closed.
    * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or NaN; `Infinity` waits
    * without limit.
    * @throws {TypeError} (as a rejection) When `timeoutMs` is not a number.
    */
   join(timeoutMs?: number): Promise<void> {
+    try {
+      this.#checkOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#runner.join(timeoutMs);
   }
 
@@ -192,18 +208,63 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * Whether the process has started and not yet exited.
    *
    * @returns True until the child has exited.
+   * @throws {Error} After {@linkcode Process.prototype.close}.
    */
   isAlive(): boolean {
+    this.#checkOpen();
     return this.#runner.isAlive();
   }
 
-  /** Sends SIGTERM to the child; `exitCode` becomes `-15` once it has gone. */
+  /**
+   * Sends SIGTERM to the child; `exitCode` becomes `-15` once it has gone.
+   *
+   * @throws {Error} After {@linkcode Process.prototype.close}.
+   */
   terminate(): void {
+    this.#checkOpen();
     this.#runner.stop("SIGTERM");
   }
 
-  /** Sends SIGKILL to the child; `exitCode` becomes `-9` once it has gone. */
+  /**
+   * Sends SIGKILL to the child; `exitCode` becomes `-9` once it has gone.
+   *
+   * @throws {Error} After {@linkcode Process.prototype.close}.
+   */
   kill(): void {
+    this.#checkOpen();
     this.#runner.stop("SIGKILL");
+  }
+
+  /**
+   * Releases the process object, as Python's `Process.close()`: afterwards `start()`, `join()`,
+   * `isAlive()`, `terminate()`, `kill()` and `pid` throw, while `name`, `exitCode`, `result` and
+   * `error` stay readable. Closing twice, or closing a process never started, is allowed.
+   *
+   * @throws {Error} When the process is still running: `join()` or `terminate()` it first.
+   * @example
+   * ```ts
+   * import { Process } from "@multiproc/multiproc";
+   *
+   * const p = new Process({ target: () => 1 });
+   * p.start();
+   * await p.join();
+   * p.close();
+   * console.log(p.exitCode); // 0
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#runner.isAlive()) {
+      throw new Error(
+        `Cannot close Process '${this.name}' while it is still running: join() or terminate() it first`,
+      );
+    }
+    this.#closed = true;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) {
+      throw new Error(`Process '${this.name}' is closed: close() released it`);
+    }
   }
 }

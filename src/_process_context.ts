@@ -1,0 +1,127 @@
+/**
+ * Who the process that runs this realm is, and what a child inherits from its parent: the
+ * process's name and its parent's (for `currentProcess()` and `parentProcess()`), the start method
+ * and the forkserver preload modules. A parent sends one {@linkcode ContextMessage} to every child
+ * before anything else; a worker thread belongs to its parent's process, a child process is a
+ * process of its own.
+ *
+ * Rules this file keeps:
+ * - It imports nothing but types, so that every child, a Web Worker included, loads it at no cost.
+ * - Inherited values are defaults: a child that sets its own start method or preload replaces
+ *   them without an error, as the inherited method was not set by the child.
+ *
+ * @module
+ */
+import type { ContextMessage, ProcessRecord } from "./_protocol.ts";
+
+export type { ContextMessage, ProcessRecord };
+
+interface Runtime {
+  Deno?: { pid: number; ppid: number };
+  process?: { pid: number; ppid: number };
+}
+
+/** This runtime's pid and parent pid, without importing `node:process`. */
+function pids(): { pid: number; ppid: number } {
+  const runtime = globalThis as Runtime;
+  const source = runtime.Deno ?? runtime.process;
+  return { pid: source?.pid ?? 0, ppid: source?.ppid ?? 0 };
+}
+
+let current: { name: string; daemon: boolean; pid: number } = {
+  name: "MainProcess",
+  daemon: false,
+  pid: pids().pid,
+};
+let parent: ProcessRecord | null = null;
+let inheritedStartMethod: "spawn" | "forkserver" | undefined;
+let inheritedPreload: string[] = [];
+// Set by the child entry: whether this realm is a multiproc child at all.
+let child = false;
+
+/** The process that runs this realm: its name, pid and daemon flag. */
+export function currentRecord(): { name: string; daemon: boolean; pid: number } {
+  return current;
+}
+
+/** Renames the process that runs this realm, as `current_process().name = …` does. */
+export function renameCurrent(name: string): void {
+  current = { ...current, name };
+}
+
+/** The parent of the process that runs this realm, or null in the main process. */
+export function parentRecord(): ProcessRecord | null {
+  return parent;
+}
+
+/** Whether the process that this realm belongs to still has `record` for its parent. */
+export function parentAlive(record: ProcessRecord): boolean {
+  return pids().ppid === record.pid;
+}
+
+/** Whether this realm is a worker thread or child process started by multiproc. */
+export function isChild(): boolean {
+  return child;
+}
+
+/** The start method inherited from the parent, if it sent one. */
+export function inheritedMethod(): "spawn" | "forkserver" | undefined {
+  return inheritedStartMethod;
+}
+
+/** The forkserver preload modules inherited from the parent. */
+export function inheritedPreloadModules(): string[] {
+  return [...inheritedPreload];
+}
+
+/**
+ * What a parent tells a new child.
+ *
+ * @param destination `"thread"` for a worker thread, `"process"` for a child process.
+ * @param name The child's name: a child process is known by it.
+ * @param daemon Whether the child is a daemon.
+ * @param startMethod The start method in force here, or the one the child was started with.
+ * @param preload The forkserver preload modules in force here.
+ */
+export function contextFor(
+  destination: "thread" | "process",
+  name: string,
+  daemon: boolean,
+  startMethod: "spawn" | "forkserver" | undefined,
+  preload: string[],
+): ContextMessage {
+  return {
+    type: "context",
+    process: destination === "thread" ? { ...current } : { name, daemon },
+    parent: destination === "thread" ? parent : { name: current.name, pid: current.pid },
+    startMethod,
+    preload,
+  };
+}
+
+/** Takes on what the parent sent: called by the child entry before any task. */
+export function adoptContext(message: ContextMessage): void {
+  child = true;
+  current = {
+    name: message.process.name,
+    daemon: message.process.daemon,
+    pid: message.process.pid ?? pids().pid,
+  };
+  parent = message.parent;
+  inheritedStartMethod = message.startMethod;
+  inheritedPreload = [...message.preload];
+}
+
+const children = new Set<object>();
+
+/** Counts `process` among the running children until `finished` settles. */
+export function registerChild(process: object, finished: Promise<unknown>): void {
+  children.add(process);
+  const forget = () => children.delete(process);
+  finished.then(forget, forget);
+}
+
+/** The running children, in the order they started. */
+export function liveChildren(): object[] {
+  return [...children];
+}
