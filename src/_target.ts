@@ -173,6 +173,17 @@ function isNode(value: unknown): value is AstNode {
 // unless the target holds a function of its own (see `declare`).
 const implicitNames = new Set(["undefined", "NaN", "Infinity", "globalThis"]);
 
+/** Where each kind of node declares names: the keys that hold its binding patterns. */
+const bindingKeys: Record<string, readonly string[]> = {
+  FunctionDeclaration: ["id", "params"],
+  FunctionExpression: ["id", "params"],
+  ArrowFunctionExpression: ["params"],
+  ClassDeclaration: ["id"],
+  ClassExpression: ["id"],
+  VariableDeclarator: ["id"],
+  CatchClause: ["param"],
+};
+
 /**
  * Collects identifiers that are read or written but declared nowhere in the function. Scopes are
  * flattened: a name declared anywhere inside counts as declared everywhere, which errs towards
@@ -208,25 +219,13 @@ function findFreeNames(root: AstNode): string[] {
   };
 
   const declare = (node: AstNode): void => {
-    switch (node.type) {
-      case "FunctionDeclaration":
-      case "FunctionExpression":
-        declared.add("arguments");
-        // falls through
-      case "ArrowFunctionExpression":
-        if (node.id) bindPattern(node.id);
-        for (const param of node.params as unknown[]) bindPattern(param);
-        break;
-      case "ClassDeclaration":
-      case "ClassExpression":
-        if (node.id) bindPattern(node.id);
-        break;
-      case "VariableDeclarator":
-        bindPattern(node.id);
-        break;
-      case "CatchClause":
-        bindPattern(node.param);
-        break;
+    // An arrow function has no `arguments` of its own: it reads those of the function around it.
+    if (node.type === "FunctionDeclaration" || node.type === "FunctionExpression") {
+      declared.add("arguments");
+    }
+    for (const key of bindingKeys[node.type] ?? []) {
+      const value = node[key];
+      for (const pattern of Array.isArray(value) ? value : [value]) bindPattern(pattern);
     }
   };
 
