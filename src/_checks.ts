@@ -89,16 +89,30 @@ export function checkOptions<T extends object>(
 export function checkKnownKeys(value: object, what: string, known: readonly string[]): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue;
-    const near = nearestName(key, known);
+    const python = Object.hasOwn(pythonNames, key) && known.includes(pythonNames[key])
+      ? pythonNames[key]
+      : undefined;
+    const near = python ?? nearestName(key, known);
     throw new TypeError(
       `${what} has no option '${key}': ${
-        near
+        python
+          ? `did you mean '${python}', as multiproc names Python's '${key}'?`
+          : near
           ? `did you mean '${near}'?`
           : `its options are ${known.map((k) => `'${k}'`).join(", ")}`
       }`,
     );
   }
 }
+
+// Python's names for options that multiproc spells otherwise, beyond what spelling finds.
+const pythonNames: Record<string, string> = {
+  processes: "size",
+  max_workers: "size",
+  max_tasks_per_child: "maxTasksPerChild",
+  timeout: "timeoutMs",
+  return_when: "returnWhen",
+};
 
 /**
  * The known name nearest to `name` in spelling, when one is near enough to be a likely typo.

@@ -164,6 +164,12 @@ for (const Kind of [ThreadPool, Pool]) {
     const error = assertThrows(() => new Kind({ sise: 4 } as never), TypeError, "'sise'");
     assertStringIncludes(error.message, "did you mean 'size'");
     assertThrows(() => new Kind({ colour: "red" } as never), TypeError, "its options are 'size'");
+    assertThrows(
+      () => new Kind({ processes: 4 } as never),
+      TypeError,
+      "did you mean 'size', as multiproc names Python's 'processes'?",
+    );
+    assertThrows(() => new Kind({ maxtasksperchild: 4 } as never), TypeError, "'maxTasksPerChild'");
     assertThrows(() => new Kind(4 as never), TypeError, "received 4; pass { size: 4 }");
   });
 
