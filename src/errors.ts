@@ -298,5 +298,9 @@ const ownClasses = [
   CancelledError,
   QueueFullError,
   QueueEmptyError,
+  AbandonedLockError,
+  BrokenBarrierError,
+  ShutDown,
+  EOFError,
 ];
 for (const ctor of ownClasses) registerErrorClassByName(ctor);

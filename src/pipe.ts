@@ -13,12 +13,9 @@
  */
 import { whenChildExits } from "./_broker.ts";
 import { checkBoolean, checkInteger, checkOptions, describeValue } from "./_checks.ts";
-import { registerErrorClassByName } from "./_error_records.ts";
 import { handleOf, rejecting, shareable, Shared, type SharedKind } from "./_shared.ts";
 import { EOFError, ShutDown } from "./errors.ts";
 import { pollQueue, shutdownQueue, SimpleQueue } from "./queue.ts";
-
-registerErrorClassByName(EOFError);
 
 /** Options for {@linkcode Pipe}. */
 export interface PipeOptions {

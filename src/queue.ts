@@ -18,7 +18,6 @@
  */
 import { currentOwnerId, deadlineOf } from "./_atomics.ts";
 import { checkBoolean, checkInteger, checkOptions } from "./_checks.ts";
-import { registerErrorClassByName } from "./_error_records.ts";
 import {
   attachQueue,
   isShutDown,
@@ -40,9 +39,6 @@ import {
   type SharedKind,
   waitTimeout,
 } from "./_shared.ts";
-import { ShutDown } from "./errors.ts";
-
-registerErrorClassByName(ShutDown);
 
 /** Options for {@linkcode Queue} and {@linkcode JoinableQueue}. */
 export interface QueueOptions {

@@ -25,7 +25,6 @@
 import { assertCanBlock, currentOwnerId, deadlineOf, remaining } from "./_atomics.ts";
 import { checkInteger, checkOptions, checkTimeoutMs, describeValue } from "./_checks.ts";
 import { type LockHandle, lockHandleOf, LockMirror, lockMirrorOf } from "./_lock_access.ts";
-import { registerErrorClassByName } from "./_error_records.ts";
 import {
   blockingTimeout,
   handleOf,
@@ -60,10 +59,7 @@ import {
   semaphoreValue,
   serveBarrierAction,
 } from "./_sync_atomics.ts";
-import { AbandonedLockError, BrokenBarrierError, TimeoutError } from "./errors.ts";
-
-registerErrorClassByName(AbandonedLockError);
-registerErrorClassByName(BrokenBarrierError);
+import { TimeoutError } from "./errors.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options

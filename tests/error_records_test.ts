@@ -11,6 +11,7 @@ import {
   serializeError,
 } from "../src/_error_records.ts";
 import { findUncloneableArgument } from "../src/_clone_check.ts";
+import * as library from "../mod.ts";
 import { TimeoutError } from "../mod.ts";
 
 /** What the parent gets back for `thrown`, through a structured clone as over the channel. */
@@ -68,6 +69,19 @@ Deno.test("Multiproc's own errors and registered classes come back as themselves
   const registered = roundTrip(new LocalError("b"));
   assertInstanceOf(registered, LocalError);
   assertEquals(registered.message, "b");
+});
+
+Deno.test("Every error class that the library exports comes back as itself", () => {
+  const classes = Object.values(library).filter((value) =>
+    typeof value === "function" && value.prototype instanceof Error
+  ) as (new (message: string, options: never) => Error)[];
+  assert(classes.length >= 10, `found ${classes.length}`);
+  for (const ErrorClass of classes) {
+    const error = new ErrorClass("m", { ownerId: 1, exitCode: 1 } as never);
+    const back = roundTrip(error);
+    assertInstanceOf(back, ErrorClass);
+    assertEquals((back as Error).name, error.name);
+  }
 });
 
 Deno.test("A thrown value that is no Error comes back as itself", () => {
