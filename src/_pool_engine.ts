@@ -675,6 +675,28 @@ export class PoolEngine {
     return true;
   }
 
+  /**
+   * Cancels every task that no worker has started: those queued, waiting for room, or sent ahead
+   * to a worker, as Python's `shutdown(cancel_futures=True)`. Running tasks go on.
+   */
+  cancelPending(): void {
+    const reason = () => new CancelledError("The task was cancelled before it started");
+    // Those waiting for room first, so that cancelling queued ones admits none of them.
+    for (const task of this.#overflow.drain()) this.#settle(task, false, reason(), true);
+    const pending: Task[] = [];
+    for (let i = 0; i < this.#queue.length; i++) {
+      const task = this.#queue.at(i)!;
+      if (task.status === QUEUED) pending.push(task);
+    }
+    for (const worker of this.#workers) {
+      for (let i = 0; i < worker.inflight.length; i++) {
+        const task = worker.inflight.at(i)!;
+        if (task.state() === "pending") pending.push(task);
+      }
+    }
+    for (const task of pending) this.cancel(task, reason());
+  }
+
   /** Cancels `task` if it is still queued: for work that is no longer wanted, not a cancel. */
   cancelQueued(task: Task): void {
     if (task.status === QUEUED) this.cancel(task, new CancelledError("The task was cancelled"));

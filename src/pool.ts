@@ -15,6 +15,7 @@ import {
 import { checkPermissions } from "./_permissions.ts";
 import {
   checkArray,
+  checkBoolean,
   checkMaxHeapMb,
   checkMilliseconds,
   checkModule,
@@ -25,7 +26,9 @@ import {
   checkString,
   checkTimeoutMs,
   describeValue,
+  longDelay,
 } from "./_checks.ts";
+import { TimeoutError } from "./errors.ts";
 import { processKind, threadKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
@@ -117,6 +120,28 @@ export interface MapOptions {
   chunksize?: number;
   /** A module URL or path that exports `fn`; defaults to the pool's `module`, then the main one. */
   module?: string | URL;
+  /**
+   * The longest wait for the whole call, in milliseconds from the call, as Python's
+   * `Executor.map(timeout=)`: `map` and `starmap` reject with a `TimeoutError`; `imap` and
+   * `imapUnordered` yield the results that are ready, then throw one. Tasks still queued are
+   * cancelled; running ones finish. `Infinity`, or leaving it out, waits without limit.
+   */
+  timeoutMs?: number;
+}
+
+/** Options for {@linkcode BasePool.close}. */
+export interface CloseOptions {
+  /**
+   * Cancel every task that no worker has started, as Python's `shutdown(cancel_futures=True)`:
+   * their futures reject with a `CancelledError`. Running tasks finish.
+   */
+  cancelFutures?: boolean;
+}
+
+/** Options for {@linkcode BasePool.shutdown}, as Python's `Executor.shutdown()`. */
+export interface ShutdownOptions extends CloseOptions {
+  /** Wait until the pending tasks have run and the workers are gone; true by default. */
+  wait?: boolean;
 }
 
 /** Options for {@linkcode BasePool.imap} and {@linkcode BasePool.imapUnordered}. */
@@ -146,7 +171,7 @@ const THREAD_POOL_OPTION_NAMES = [
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 const POOL_OPTION_NAMES = [...THREAD_POOL_OPTION_NAMES, "startMethod"] as const;
 const TASK_OPTION_NAMES = ["signal", "timeoutMs", "module"] as const;
-const MAP_OPTION_NAMES = ["chunksize", "module"] as const;
+const MAP_OPTION_NAMES = ["chunksize", "module", "timeoutMs"] as const;
 const IMAP_OPTION_NAMES = [...MAP_OPTION_NAMES, "buffersize"] as const;
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
@@ -351,7 +376,12 @@ export abstract class BasePool {
     options: ImapOptions | undefined,
     what: string,
     known: readonly (keyof ImapOptions)[],
-  ): { target: ReturnType<typeof targetEntry>; chunksize?: number; buffersize: number } {
+  ): {
+    target: ReturnType<typeof targetEntry>;
+    chunksize?: number;
+    buffersize: number;
+    timeoutMs?: number;
+  } {
     const refusal = this.#engine.refusal();
     if (refusal) throw refusal;
     checkOptions(
@@ -365,7 +395,8 @@ export abstract class BasePool {
     checkIterable(iterable, what);
     const chunksize = checkPositiveInteger(options?.chunksize, "chunksize");
     const buffersize = checkPositiveInteger(options?.buffersize, "buffersize") ?? 8 * this.size;
-    return { target, chunksize, buffersize };
+    const timeoutMs = checkTimeoutMs(options?.timeoutMs, what);
+    return { target, chunksize, buffersize, timeoutMs };
   }
 
   /**
@@ -375,11 +406,14 @@ export abstract class BasePool {
    *
    * @param fn The function, as for {@linkcode BasePool.apply}; it takes one item.
    * @param iterable The items: an iterable, or an async iterable.
-   * @param options `chunksize`: items per task (automatic when unset); `module`.
+   * @param options `chunksize`: items per task (automatic when unset); `module`; `timeoutMs`: the
+   * longest wait for all of them.
    * @returns A promise of the results, in input order.
    * @throws {TypeError} (as a rejection) When `iterable` is not iterable, when an item cannot be
    * cloned, or for a bad `fn`.
-   * @throws {RangeError} (as a rejection) When `chunksize` is not a positive integer.
+   * @throws {RangeError} (as a rejection) When `chunksize` is not a positive integer, or
+   * `timeoutMs` is negative.
+   * @throws {TimeoutError} (as a rejection) When the results are not all in after `timeoutMs`.
    * @example
    * ```ts
    * import { ThreadPool } from "@multiproc/multiproc";
@@ -404,7 +438,8 @@ export abstract class BasePool {
    *
    * @param fn The function, as for {@linkcode BasePool.apply}.
    * @param iterable The argument lists: an iterable, or an async iterable, of arrays.
-   * @param options `chunksize`: argument lists per task (automatic when unset); `module`.
+   * @param options `chunksize`: argument lists per task (automatic when unset); `module`;
+   * `timeoutMs`: the longest wait for all of them.
    * @returns A promise of the results, in input order.
    * @throws {TypeError} (as a rejection) When `iterable` is not iterable, when an argument cannot be
    * cloned, or for a bad `fn`.
@@ -434,7 +469,13 @@ export abstract class BasePool {
     mode: TaskMode,
     what: string,
   ): Promise<unknown[]> {
-    const { target, chunksize } = this.#chunkOptions(fn, iterable, options, what, MAP_OPTION_NAMES);
+    const { target, chunksize, timeoutMs } = this.#chunkOptions(
+      fn,
+      iterable,
+      options,
+      what,
+      MAP_OPTION_NAMES,
+    );
     if (isAsyncIterable(iterable) && !Array.isArray(iterable)) {
       const results: unknown[] = [];
       for await (
@@ -446,6 +487,7 @@ export abstract class BasePool {
           mode,
           true,
           what,
+          timeoutMs,
         )
       ) results.push(value);
       return results;
@@ -465,7 +507,7 @@ export abstract class BasePool {
       throw error;
     }
     const results = new Array(items.length);
-    return await new Promise<unknown[]>((resolve, reject) => {
+    const all = new Promise<unknown[]>((resolve, reject) => {
       let remaining = tasks.length;
       let failed = false;
       for (let k = 0; k < tasks.length; k++) {
@@ -485,6 +527,20 @@ export abstract class BasePool {
         );
       }
     });
+    if (timeoutMs === undefined || timeoutMs === Infinity) return await all;
+    const timeout = longDelay(timeoutMs);
+    try {
+      return await Promise.race([
+        all,
+        timeout.done.then(() => {
+          all.catch(() => {});
+          for (const task of tasks) cancelUnstarted(task);
+          throw new TimeoutError(`${what} did not finish within ${timeoutMs} ms`);
+        }),
+      ]);
+    } finally {
+      timeout.timer.clear();
+    }
   }
 
   /**
@@ -495,10 +551,16 @@ export abstract class BasePool {
    *
    * @param fn The function, as for {@linkcode BasePool.apply}; it takes one item.
    * @param iterable The items: an iterable or async iterable, possibly infinite.
-   * @param options `chunksize` (automatic when unset), `buffersize`, `module`.
+   * @param options `chunksize` (automatic when unset), `buffersize`, `module`; `timeoutMs`: the
+   * longest wait for all of them.
    * @returns An async iterable of the results, in input order; it throws the first error there.
+   * When the input itself throws, the results of the items before are yielded first, then its
+   * error is thrown, as in Python.
    * @throws {TypeError} When `iterable` is not iterable, or for a bad `fn`.
-   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer.
+   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer, or
+   * `timeoutMs` is negative.
+   * @throws {TimeoutError} (from the iteration) When the next result is not ready `timeoutMs`
+   * after the call; the results that were ready have been yielded.
    * @example
    * ```ts
    * import { ThreadPool } from "@multiproc/multiproc";
@@ -527,10 +589,15 @@ export abstract class BasePool {
    *
    * @param fn The function, as for {@linkcode BasePool.apply}; it takes one item.
    * @param iterable The items: an iterable or async iterable, possibly infinite.
-   * @param options `chunksize` (automatic when unset), `buffersize`, `module`.
-   * @returns An async iterable of the results, in completion order.
+   * @param options `chunksize` (automatic when unset), `buffersize`, `module`; `timeoutMs`: the
+   * longest wait for all of them.
+   * @returns An async iterable of the results, in completion order; an error of the input itself
+   * comes after the results of the items before it.
    * @throws {TypeError} When `iterable` is not iterable, or for a bad `fn`.
-   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer.
+   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer, or
+   * `timeoutMs` is negative.
+   * @throws {TimeoutError} (from the iteration) When no further result is ready `timeoutMs` after
+   * the call.
    * @example
    * ```ts
    * import { ThreadPool } from "@multiproc/multiproc";
@@ -557,7 +624,7 @@ export abstract class BasePool {
     ordered: boolean,
   ): AsyncGenerator<Awaited<R>, void, undefined> {
     const what = `${this.#kind}.${ordered ? "imap" : "imapUnordered"}()`;
-    const { target, chunksize, buffersize } = this.#chunkOptions(
+    const { target, chunksize, buffersize, timeoutMs } = this.#chunkOptions(
       fn,
       iterable,
       options,
@@ -572,6 +639,7 @@ export abstract class BasePool {
       TaskMode.Map,
       ordered,
       what,
+      timeoutMs,
     ) as AsyncGenerator<Awaited<R>, void, undefined>;
   }
 
@@ -590,6 +658,7 @@ export abstract class BasePool {
     mode: TaskMode,
     ordered: boolean,
     what: string,
+    timeoutMs?: number,
   ): AsyncGenerator<unknown, void, undefined> {
     const iterator = isAsyncIterable(iterable)
       ? iterable[Symbol.asyncIterator]()
@@ -601,19 +670,39 @@ export abstract class BasePool {
     const settled: Task[] = [];
     let wake: (() => void) | undefined;
     let exhausted = false;
+    // An error of the input itself: thrown once the results of the items before it are out.
+    let inputError: { error: unknown } | undefined;
+    // With timeoutMs, every wait races the deadline, counted from the call.
+    const deadline = timeoutMs === undefined || timeoutMs === Infinity
+      ? undefined
+      : longDelay(timeoutMs);
+    const expired = deadline?.done.then(() => {
+      throw new TimeoutError(`${what} did not finish within ${timeoutMs} ms`);
+    });
+    expired?.catch(() => {});
+    const race = <T>(promise: Promise<T>): Promise<T> =>
+      expired ? Promise.race([promise, expired]) : promise;
     const onSettled = (task: Task) => {
       settled.push(task);
       wake?.();
     };
+    const next = async (): Promise<IteratorResult<unknown>> => {
+      try {
+        return await iterator.next();
+      } catch (error) {
+        inputError = { error };
+        return { done: true, value: undefined };
+      }
+    };
     const fill = async () => {
       while (!exhausted && pending.size < buffersize) {
-        await this.#engine.room();
+        await race(this.#engine.room());
         const refusal = this.#engine.refusal();
         if (refusal) throw refusal;
         const size = chunksize ?? this.#adaptiveChunk();
         const chunk: unknown[] = [];
         while (chunk.length < size) {
-          const step = await iterator.next();
+          const step = await race(next());
           if (step.done) {
             exhausted = true;
             break;
@@ -633,7 +722,7 @@ export abstract class BasePool {
         }
       }
     };
-    let finished = false;
+    let timedOut = false;
     try {
       await fill();
       while (pending.size > 0) {
@@ -647,28 +736,41 @@ export abstract class BasePool {
           }
         } else {
           while (settled.length === 0) {
-            await new Promise<void>((resolve) => wake = resolve);
+            await race(new Promise<void>((resolve) => wake = resolve));
             wake = undefined;
           }
           task = settled.shift()!;
         }
-        const values = await task.promise as unknown[];
+        // A result that is ready is yielded even past the deadline, as Python's does.
+        const values = await race(task.promise) as unknown[];
         pending.delete(task);
         // Submit more before handing results out, so the workers stay busy meanwhile.
         await fill();
         for (const value of values) yield value;
       }
-      finished = true;
+      if (inputError) throw inputError.error;
+    } catch (error) {
+      timedOut = error instanceof TimeoutError && expired !== undefined;
+      throw error;
     } finally {
-      for (const task of pending) this.#engine.cancelQueued(task);
-      if (!finished || !exhausted) await iterator.return?.();
+      deadline?.timer.clear();
+      for (const task of pending) {
+        if (timedOut) cancelUnstarted(task);
+        else this.#engine.cancelQueued(task);
+      }
+      // An input that ended, or threw, is done; one left behind is closed.
+      if (!exhausted) await iterator.return?.();
     }
   }
 
   /**
    * Accepts no more tasks; the queued ones still run, then the workers stop. Wait for that with
-   * {@linkcode BasePool.join}.
+   * {@linkcode BasePool.join}. With `cancelFutures: true`, the tasks that no worker has started are
+   * cancelled instead, as Python's `shutdown(cancel_futures=True)`; running ones finish.
    *
+   * @param options `cancelFutures`: cancel the tasks not started yet.
+   * @throws {TypeError} When `options` is not an object, has an unknown key, or `cancelFutures` is
+   * not a boolean.
    * @example
    * ```ts
    * import { ThreadPool } from "@multiproc/multiproc";
@@ -680,8 +782,60 @@ export abstract class BasePool {
    * console.log(await result); // 2
    * ```
    */
-  close(): void {
+  close(options?: CloseOptions): void {
+    const { cancelFutures } = checkOptions(
+      options,
+      `${this.#kind}.close()`,
+      ["cancelFutures"],
+      "pass { cancelFutures: true } to cancel the tasks not started yet",
+    );
+    if (checkBoolean(cancelFutures, "cancelFutures", `${this.#kind}.close()`)) {
+      this.#engine.cancelPending();
+    }
     this.#engine.close();
+  }
+
+  /**
+   * Python's `Executor.shutdown(wait, cancel_futures)`: {@linkcode BasePool.close}, then, unless
+   * `wait` is false, {@linkcode BasePool.join}.
+   *
+   * @param options `wait` (true by default) and `cancelFutures` (false by default).
+   * @returns A promise that resolves once the workers are gone, or at once with `wait: false`.
+   * @throws {TypeError} When `options` is not an object, has an unknown key, or a value is not a
+   * boolean.
+   * @example Cancel what has not started, let the rest finish
+   * ```ts
+   * import { ThreadPool } from "@multiproc/multiproc";
+   *
+   * const pool = new ThreadPool({ size: 1 });
+   * const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms, ms));
+   * const running = pool.submit(sleep, [100]);
+   * const queued = [1, 2, 3].map(() => pool.submit(sleep, [100]));
+   * await new Promise((resolve) => setTimeout(resolve, 50));
+   * await pool.shutdown({ cancelFutures: true });
+   * console.log(await running, queued.map((f) => f.cancelled())); // 100 [true, true, true]
+   * ```
+   */
+  shutdown(options?: ShutdownOptions): Promise<void> {
+    let wait: boolean | undefined;
+    try {
+      const checked = checkOptions(
+        options,
+        `${this.#kind}.shutdown()`,
+        ["wait", "cancelFutures"],
+        "pass { wait: false } or { cancelFutures: true }",
+      );
+      wait = checkBoolean(checked.wait, "wait", `${this.#kind}.shutdown()`);
+      checkBoolean(checked.cancelFutures, "cancelFutures", `${this.#kind}.shutdown()`);
+      this.close(
+        checked.cancelFutures === undefined ? undefined : {
+          cancelFutures: checked.cancelFutures,
+        },
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return wait === false ? Promise.resolve() : this.join();
   }
 
   /**
@@ -778,6 +932,14 @@ export abstract class BasePool {
   stats(): PoolStats {
     return this.#engine.stats();
   }
+}
+
+/**
+ * Cancels a task that no worker has started, queued or sent ahead, as Python's `Executor.map`
+ * does on a timeout; a running one finishes.
+ */
+function cancelUnstarted(task: Task): void {
+  if (task.state() === "pending") task.cancel();
 }
 
 function checkArgLists(items: unknown[], what: string): void {
