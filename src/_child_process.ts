@@ -7,7 +7,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
 import process from "node:process";
-import { childProcessCommand, onParentExit } from "./_platform.deno.ts";
+import {
+  childProcessCommand,
+  mayRunProgram,
+  onMainThread,
+  onParentExit,
+} from "./_platform.deno.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import type { ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
@@ -18,6 +23,26 @@ let exitHookInstalled = false;
 function stopLiveChildren(): void {
   // The children would also see their channel close and exit; killing them here is quicker.
   for (const child of liveChildren) child.kill("SIGTERM");
+}
+
+const SETPRIV_PATHS = ["/usr/bin/setpriv", "/bin/setpriv"];
+let setprivPath: string | null | undefined;
+
+/**
+ * The words that make a child die with its parent whatever the child is doing: util-linux's
+ * `setpriv --pdeathsig SIGKILL`, which sets Linux's parent-death signal and then starts the child.
+ * The child's own lifeline (its channel closing) runs on its event loop, which a child busy in a
+ * synchronous loop never reaches; the kernel's signal needs no help from the child.
+ *
+ * The kernel sends that signal when the thread that started the child ends, not the process, so it
+ * is used only from the main thread: a child started from a worker thread, which may end long before
+ * the process, relies on its own lifeline alone. So does a child where `setpriv` is missing or this
+ * process may not run it.
+ */
+function parentDeathWords(): string[] {
+  if (process.platform !== "linux" || !onMainThread()) return [];
+  if (setprivPath === undefined) setprivPath = SETPRIV_PATHS.find(mayRunProgram) ?? null;
+  return setprivPath === null ? [] : [setprivPath, "--pdeathsig", "SIGKILL", "--"];
 }
 
 /** A child process whose listeners can change hands, as a forkserver spare's do. */
@@ -85,7 +110,8 @@ export function spawnChildProcess(
   options: { ref: boolean; command?: ChildCommandOptions; keepStderrTail?: boolean },
   listeners: ChildListeners,
 ): ChildProcessHandle {
-  const { command, args } = childProcessCommand(options.command);
+  const runtime = childProcessCommand(options.command);
+  const [command, ...args] = [...parentDeathWords(), runtime.command, ...runtime.args];
   const child = spawn(command, args, {
     stdio: ["ignore", "inherit", options.keepStderrTail ? "pipe" : "inherit", "ipc"],
     serialization: "advanced",

@@ -1,11 +1,18 @@
 /**
- * Checking the `permissions` and `maxHeapMb` options, which both runtimes share; turning them into
- * command-line flags is the platform seam's job.
+ * The permission policy, which both runtimes share: checking the `permissions` option, and
+ * resolving it against what the parent holds. Turning the result into a runtime's flags is the
+ * platform seam's job; the seam answers only "does this process hold that?".
+ *
+ * Rules this file keeps:
+ * - A child never holds more than its parent: every grant is checked against the parent.
+ * - A grant reaches the runtime exactly as checked: no item can hold a list separator (Deno splits
+ *   `--allow-read=a,b` on commas), and paths are made absolute and listed once (Node 20 aborts on a
+ *   repeated path).
  *
  * @module
  */
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildPermissions, PermissionsOption } from "./permissions.ts";
 import { describeValue } from "./_checks.ts";
@@ -21,6 +28,12 @@ export const PERMISSION_NAMES = [
   "sys",
   "import",
 ] as const satisfies ReadonlyArray<keyof ChildPermissions>;
+
+/** One permission kind. */
+export type PermissionName = typeof PERMISSION_NAMES[number];
+
+/** The kinds whose items are file system paths. */
+const PATH_KINDS: ReadonlySet<PermissionName> = new Set(["read", "write", "ffi"]);
 
 /** How a child process is started, beyond its start method. */
 export interface ChildCommandOptions {
@@ -60,8 +73,106 @@ export function checkPermissions(value: unknown, what: string): PermissionsOptio
         }`,
       );
     }
+    if (Array.isArray(grant)) {
+      for (const item of grant) checkGrantItem(item, `${what} 'permissions.${name}'`);
+    }
   }
   return value as ChildPermissions;
+}
+
+/**
+ * Checks one item of a grant list (or a path granted implicitly): never empty, which Deno reads as
+ * "everything" or refuses, and without a comma, which Deno reads as a list separator, so that the
+ * child would hold each part, checked or not.
+ *
+ * @throws {TypeError} Naming the item and the fix.
+ */
+export function checkGrantItem(item: string, what: string): string {
+  if (item === "") {
+    throw new TypeError(`${what} items must be non-empty strings: received ""`);
+  }
+  if (item.includes(",")) {
+    throw new TypeError(
+      `${what} items cannot contain a comma, which the runtime reads as a list separator: received ${
+        describeValue(item)
+      }; grant a folder above it, or rename it`,
+    );
+  }
+  return item;
+}
+
+/** What a child is granted, kind by kind; a kind that is absent is not granted. */
+export type Grants = "all" | Map<PermissionName, true | string[]>;
+
+/**
+ * Whether this process holds a permission: the whole kind when `item` is undefined, else that one
+ * item (a path, host, variable or command). Each runtime answers it.
+ */
+export type HoldsPermission = (name: PermissionName, item?: string) => boolean;
+
+/**
+ * Resolves a `permissions` option against what this process holds: never more. Path items are made
+ * absolute and each item is listed once. The read grant always covers the modules that the child
+ * must import, where the parent may read them.
+ *
+ * @param permissions The checked option.
+ * @param what The API that took it, for messages.
+ * @param holds How this runtime answers whether the parent holds a permission.
+ * @param modules URLs of the modules that the child imports (its entry, the main module).
+ * @returns `"all"` when the child holds everything, else the grants kind by kind.
+ * @throws {TypeError} When a grant asks for something that the parent does not hold.
+ */
+export function resolveGrants(
+  permissions: PermissionsOption,
+  what: string,
+  holds: HoldsPermission,
+  modules: ReadonlyArray<string | undefined>,
+): Grants {
+  const grants: Map<PermissionName, true | string[]> = new Map();
+  if (permissions === "inherit") {
+    const held = PERMISSION_NAMES.filter((name) => holds(name));
+    if (held.length === PERMISSION_NAMES.length) return "all";
+    for (const name of held) grants.set(name, true);
+  } else if (permissions !== "none") {
+    for (const name of PERMISSION_NAMES) {
+      const grant = permissions[name];
+      if (grant === true) {
+        if (!holds(name)) throw moreThanHeld(what, name, "true", `--allow-${name}`);
+        grants.set(name, true);
+      } else if (Array.isArray(grant) && grant.length > 0) {
+        const items = normaliseItems(name, grant, `${what} 'permissions.${name}'`);
+        for (const item of items) {
+          if (!holds(name, item)) {
+            throw moreThanHeld(what, name, describeValue(item), `--allow-${name}=${item}`);
+          }
+        }
+        grants.set(name, items);
+      }
+    }
+  }
+  const read = grants.get("read");
+  if (read !== true) {
+    // The child must read its entry and the main module to import them. It may read them only
+    // where the parent may: never more than the parent holds.
+    const scopes = modules.map(moduleReadScope)
+      .filter((path): path is string => path !== undefined && holds("read", path))
+      .map((path) => checkGrantItem(path, `The folder of a module that ${what} must import`));
+    const paths = normaliseItems("read", [...(read ?? []), ...scopes], what);
+    if (paths.length > 0) grants.set("read", paths);
+  }
+  return grants;
+}
+
+/** The items of a grant, each once; paths made absolute, without a trailing separator. */
+function normaliseItems(name: PermissionName, items: readonly string[], what: string): string[] {
+  const checked = items.map((item) => checkGrantItem(item, what));
+  return [...new Set(PATH_KINDS.has(name) ? checked.map((item) => resolve(item)) : checked)];
+}
+
+function moreThanHeld(what: string, name: string, value: string, flag: string): TypeError {
+  return new TypeError(
+    `${what} 'permissions.${name}' asks for more than this process holds: ${value}; start the parent with ${flag} first`,
+  );
 }
 
 const projectMarkers = ["deno.json", "deno.jsonc", "package.json"];

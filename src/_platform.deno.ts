@@ -4,13 +4,21 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import os from "node:os";
+import { isMainThread } from "node:worker_threads";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
 import { type ChildHandle, type ChildListeners, SIGNAL_EXIT_CODES } from "./_channel.ts";
 import { startNodeWorker } from "./_node_worker.ts";
-import { type ChildCommandOptions, moduleReadScope, PERMISSION_NAMES } from "./_permissions.ts";
+import {
+  type ChildCommandOptions,
+  moduleReadScope,
+  PERMISSION_NAMES,
+  type PermissionName,
+  resolveGrants,
+} from "./_permissions.ts";
 import type { PermissionsOption } from "./permissions.ts";
 
 /** URL of the module that the user ran, which children re-import to find exported targets. */
@@ -34,8 +42,6 @@ const childEntry = new URL("./_child_main.ts", import.meta.url);
  * a worker over the limit grows on instead of stopping.
  */
 export const threadHeapLimits = false;
-
-type PermissionName = typeof PERMISSION_NAMES[number];
 
 // The descriptor field that names one item of each kind, for asking whether the parent holds it.
 const itemField: Record<PermissionName, string> = {
@@ -66,9 +72,10 @@ function holds(descriptor: Deno.PermissionDescriptor): boolean {
  */
 export function childProcessCommand(
   options: ChildCommandOptions = {},
+  what = "Process",
 ): { command: string; args: string[] } {
   checkCanStartChildren();
-  const flags = permissionFlags(options.permissions ?? "inherit");
+  const flags = permissionFlags(options.permissions ?? "inherit", what);
   if (options.maxHeapMb !== undefined) {
     flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
   }
@@ -107,63 +114,22 @@ function checkCanStartChildren(): void {
   );
 }
 
-/** What a child is granted, kind by kind; a kind that is absent is not granted. */
-type Grants = "all" | Map<PermissionName, true | string[]>;
-
-/**
- * Resolves a `permissions` option against what this process holds: never more. The read grant
- * always covers the modules that the child must import.
- *
- * @throws {TypeError} When a grant asks for something that the parent does not hold.
- */
-function resolveGrants(permissions: PermissionsOption, what: string): Grants {
-  const grants: Map<PermissionName, true | string[]> = new Map();
-  if (permissions === "inherit") {
-    const held = PERMISSION_NAMES.filter((name) => holds({ name }));
-    if (held.length === PERMISSION_NAMES.length) return "all";
-    for (const name of held) grants.set(name, true);
-  } else if (permissions !== "none") {
-    for (const name of PERMISSION_NAMES) {
-      const grant = permissions[name];
-      if (grant === true) {
-        if (!holds({ name })) throw moreThanHeld(what, name, "true", `--allow-${name}`);
-        grants.set(name, true);
-      } else if (Array.isArray(grant) && grant.length > 0) {
-        for (const item of grant) {
-          const descriptor = { name, [itemField[name]]: item } as Deno.PermissionDescriptor;
-          if (!holds(descriptor)) {
-            throw moreThanHeld(what, name, `'${item}'`, `--allow-${name}=${item}`);
-          }
-        }
-        grants.set(name, [...grant]);
-      }
-    }
-  }
-  const read = grants.get("read");
-  if (read !== true) {
-    // The child must read its entry and the main module to import them. It may read them only
-    // where the parent may: never more than the parent holds.
-    const moduleDirectories = [childEntry.href, Deno.mainModule]
-      .map(moduleReadScope)
-      .filter((path): path is string => path !== undefined && canRead(path));
-    const paths = [...new Set([...(read ?? []), ...moduleDirectories])];
-    if (paths.length > 0) grants.set("read", paths);
-  }
-  return grants;
-}
-
-function permissionFlags(permissions: PermissionsOption): string[] {
-  const grants = resolveGrants(permissions, "Process");
+function permissionFlags(permissions: PermissionsOption, what: string): string[] {
+  const grants = resolveGrants(permissions, what, holdsPermission, [
+    childEntry.href,
+    mainModuleUrl(),
+  ]);
   if (grants === "all") return ["--allow-all"];
+  // Each item was checked to hold no comma, so that Deno cannot split it into more than was checked.
   return [...grants].map(([name, grant]) =>
     grant === true ? `--allow-${name}` : `--allow-${name}=${grant.join(",")}`
   );
 }
 
-function moreThanHeld(what: string, name: string, value: string, flag: string): TypeError {
-  return new TypeError(
-    `${what} 'permissions.${name}' asks for more than this process holds: ${value}; start the parent with ${flag} first`,
-  );
+/** Whether this process holds a whole permission kind, or one item of it. */
+function holdsPermission(name: PermissionName, item?: string): boolean {
+  if (item === undefined) return holds({ name });
+  return holds({ name, [itemField[name]]: item } as Deno.PermissionDescriptor);
 }
 
 function canRead(path: string): boolean {
@@ -202,7 +168,7 @@ export function threadPermissions(
       })`,
     );
   }
-  const grants = resolveGrants(value, what);
+  const grants = resolveGrants(value, what, holdsPermission, [childEntry.href, mainModuleUrl()]);
   if (grants === "all") return undefined;
   const permissions: WorkerPermissions = {};
   for (const name of PERMISSION_NAMES) permissions[name] = grants.get(name) ?? false;
@@ -338,6 +304,25 @@ export function startThread(
       worker.postMessage(message, { transfer: (transfer ?? []) as Transferable[] }),
     stop: (signal) => exit(SIGNAL_EXIT_CODES[signal]),
   };
+}
+
+/**
+ * Whether this code runs on the process's main thread, whose exit is the process's: Deno's
+ * `isMainThread` is true inside a Web Worker too, which only its global scope tells apart.
+ */
+export function onMainThread(): boolean {
+  return isMainThread && !("WorkerGlobalScope" in globalThis);
+}
+
+/** Whether this process may start the program at `path`, and it exists. */
+export function mayRunProgram(path: string): boolean {
+  if (!holds({ name: "run", command: path })) return false;
+  try {
+    return existsSync(path);
+  } catch {
+    // Looking needs a read grant; without it the program is not used.
+    return false;
+  }
 }
 
 /** Runs `hook` once when the parent process exits, normally or through `Deno.exit()`. */

@@ -4,14 +4,15 @@
  *
  * @module
  */
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { isMainThread } from "node:worker_threads";
 import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import { startNodeWorker } from "./_node_worker.ts";
-import { type ChildCommandOptions, moduleReadScope } from "./_permissions.ts";
+import { type ChildCommandOptions, type PermissionName, resolveGrants } from "./_permissions.ts";
 import type { ChildPermissions, PermissionsOption } from "./permissions.ts";
 
 /** URL of the script that the user ran, which children re-import to find exported targets. */
@@ -39,29 +40,40 @@ export const threadHeapLimits = true;
 const parentOnlyFlags =
   /^--(test|inspect|debug|eval|print|input-type|watch|prof|cpu-prof|heap-prof)|^-[ep]$/;
 
+// The flags of Node's permission model. A child with permissions of its own gets only those: it
+// never starts from the parent's.
+const permissionModelFlags =
+  /^--(experimental-permission|permission|allow-fs-read|allow-fs-write|allow-child-process|allow-worker|allow-addons|allow-wasi)(=|$)/;
+
+// Flags whose value may come as the next word.
+const flagsWithValue = /^(-[ep]|--(eval|print|input-type|allow-fs-read|allow-fs-write))$/;
+
 /**
  * The command line that starts a child process running the child entry, with the parent's Node
  * flags (loaders such as `--import tsx` included) so that the child can import the same modules.
  * Permissions other than `"inherit"` use Node's permission model, which enforces file system
- * reads and writes and child processes only.
+ * reads and writes and child processes only; each grant is checked against what the parent holds.
  *
- * @throws {TypeError} When `permissions` asks for what Node 20 cannot grant selectively.
+ * @throws {TypeError} When `permissions` asks for more than the parent holds, or for what Node 20
+ * cannot grant selectively.
  */
 export function childProcessCommand(
   options: ChildCommandOptions = {},
+  what = "Process",
 ): { command: string; args: string[] } {
+  const own = options.permissions !== undefined && options.permissions !== "inherit";
   const execArgv: string[] = [];
   for (let i = 0; i < process.execArgv.length; i++) {
     const flag = process.execArgv[i];
-    if (parentOnlyFlags.test(flag)) {
+    if (parentOnlyFlags.test(flag) || (own && permissionModelFlags.test(flag))) {
       // A flag such as `-e code` takes the next word as its value.
-      if (/^-[ep]$|^--(eval|print|input-type)$/.test(flag)) i++;
+      if (flagsWithValue.test(flag)) i++;
       continue;
     }
     execArgv.push(flag);
   }
-  if (options.permissions !== undefined && options.permissions !== "inherit") {
-    execArgv.push(...permissionFlags(options.permissions));
+  if (own) {
+    execArgv.push(...permissionFlags(options.permissions as "none" | ChildPermissions, what));
   }
   if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
   return {
@@ -70,31 +82,47 @@ export function childProcessCommand(
   };
 }
 
-function permissionFlags(permissions: "none" | ChildPermissions): string[] {
-  const grants: ChildPermissions = permissions === "none" ? {} : permissions;
-  const flags = ["--experimental-permission", "--disable-warning=ExperimentalWarning"];
-  // The child reads its own entry and the main module to import them.
-  const moduleDirectories = [childEntry.href, mainModuleUrl()]
-    .map(moduleReadScope)
-    .filter((path): path is string => path !== undefined);
-  // Node 20 takes one path per flag; a comma-separated list is not split.
-  const read = grants.read;
-  if (read === true) flags.push("--allow-fs-read=*");
-  else {
-    for (const path of new Set([...(read || []), ...moduleDirectories])) {
-      flags.push(`--allow-fs-read=${path}`);
-    }
-  }
-  if (grants.write === true) flags.push("--allow-fs-write=*");
-  else for (const path of grants.write || []) flags.push(`--allow-fs-write=${path}`);
-  if (Array.isArray(grants.run) && grants.run.length > 0) {
+interface NodePermission {
+  has(scope: string, reference?: string): boolean;
+}
+
+/**
+ * Whether this process holds a permission. Without Node's permission model it holds everything;
+ * with it, reads, writes and child processes are asked for, and the kinds that Node cannot restrict
+ * are held by every process.
+ */
+function holdsPermission(name: PermissionName, item?: string): boolean {
+  const model = (process as unknown as { permission?: NodePermission }).permission;
+  if (model === undefined) return true;
+  // A scope asked without a path answers for any path: the root stands for "everything".
+  if (name === "read") return model.has("fs.read", item ?? "/");
+  if (name === "write") return model.has("fs.write", item ?? "/");
+  if (name === "run") return model.has("child");
+  return true;
+}
+
+function permissionFlags(permissions: "none" | ChildPermissions, what: string): string[] {
+  if (permissions !== "none" && Array.isArray(permissions.run) && permissions.run.length > 0) {
     throw new TypeError(
-      `Process 'permissions.run' cannot list commands on Node 20: received ${
-        JSON.stringify(grants.run)
+      `${what} 'permissions.run' cannot list commands on Node 20: received ${
+        JSON.stringify(permissions.run)
       }; pass true to allow child processes, or false`,
     );
   }
-  if (grants.run === true) flags.push("--allow-child-process");
+  const grants = resolveGrants(permissions, what, holdsPermission, [
+    childEntry.href,
+    mainModuleUrl(),
+  ]);
+  if (grants === "all") return [];
+  const flags = ["--experimental-permission", "--disable-warning=ExperimentalWarning"];
+  // Node 20 takes one path per flag, and aborts on a path given twice: the grants list each once.
+  const read = grants.get("read");
+  if (read === true) flags.push("--allow-fs-read=*");
+  else for (const path of read ?? []) flags.push(`--allow-fs-read=${path}`);
+  const write = grants.get("write");
+  if (write === true) flags.push("--allow-fs-write=*");
+  else for (const path of write ?? []) flags.push(`--allow-fs-write=${path}`);
+  if (grants.get("run") === true) flags.push("--allow-child-process");
   return flags;
 }
 
@@ -128,6 +156,22 @@ export function startThread(
   listeners: ChildListeners,
 ): ChildHandle {
   return startNodeWorker(childEntry, options, listeners);
+}
+
+/** Whether this code runs on the process's main thread, whose exit is the process's. */
+export function onMainThread(): boolean {
+  return isMainThread;
+}
+
+/** Whether this process may start the program at `path`, and it exists. */
+export function mayRunProgram(path: string): boolean {
+  if (!holdsPermission("run")) return false;
+  try {
+    return existsSync(path);
+  } catch {
+    // Looking needs a read grant; without it the program is not used.
+    return false;
+  }
 }
 
 /** Runs `hook` once when the parent process exits, normally or through `process.exit()`. */

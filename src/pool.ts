@@ -259,7 +259,7 @@ export abstract class BasePool {
         : checkStartMethod(o.startMethod, "Pool 'startMethod'");
       const command = { permissions: permissionsOption, maxHeapMb };
       // Asking for more than the parent holds is an error now rather than at the first task.
-      childProcessCommand(command);
+      childProcessCommand(command, "Pool");
       workerKind = processKind(method, command, { keepStderrTail: true });
     }
     this.#engine = new PoolEngine({

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "@std/assert";
 import { readdirSync } from "node:fs";
 import process from "node:process";
 import { getContext, Thread, transfer } from "../mod.ts";
-import { childPidsOf, isPidAlive, waitUntil } from "./_helpers.ts";
+import { childPidsOf, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
 import { echoLarge, forever, markAndReturnMoved, targetsUrl } from "./fixtures/targets.ts";
 
 // Forkserver spares outlive each test by design; they are stopped when the test run exits.
@@ -142,4 +142,27 @@ for (const method of ["spawn", "forkserver"] as const) {
       );
     },
   );
+}
+
+for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
+  test(`Children spinning on the CPU end within 2 s of their parent's ${signal}`, async () => {
+    let pids: number[] = [];
+    let gone: Promise<boolean> | undefined;
+    const out = await runFixture("parent_spin", [], {
+      timeoutMs: 60_000,
+      onStdout: (text) => {
+        if (gone) return;
+        const spinning = [...text.matchAll(/SPINNING (\d+)/g)].map((match) => Number(match[1]));
+        const parent = /PARENT (\d+)/.exec(text);
+        // A spawned and a forkserver Process, and a Pool worker, all inside their loop.
+        if (!parent || new Set(spinning).size < 3) return;
+        pids = [...new Set([...spinning, ...childPidsOf(Number(parent[1]))])];
+        process.kill(Number(parent[1]), signal);
+        gone = waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000);
+      },
+    });
+    assertEquals(out.signal, signal, out.stderrText);
+    assert(gone, `the children never spun: ${out.stdoutText}`);
+    assert(await gone, `still alive: ${pids.filter(isPidAlive).join(", ")}`);
+  });
 }

@@ -139,7 +139,7 @@ Deno.test({
     const [process, pool] = out.stdoutText.trim().split("\n");
     assertStringIncludes(process, "TypeError: Process 'permissions.net' asks for more");
     assertStringIncludes(process, "--allow-net");
-    assertStringIncludes(pool, "TypeError: Process 'permissions.net' asks for more");
+    assertStringIncludes(pool, "TypeError: Pool 'permissions.net' asks for more");
   },
 });
 

@@ -9,9 +9,12 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { Pool, Process } from "../mod.ts";
+import { runFixture } from "./_helpers.ts";
+import { runtime } from "./_runtime.deno.ts";
 import { add, readLength, targetsUrl, workerPid } from "./fixtures/targets.ts";
 
 // Forkserver spares outlive each test by design; they are stopped when the test run exits.
@@ -118,3 +121,102 @@ for (const method of ["spawn", "forkserver"] as const) {
     }
   });
 }
+
+const kinds = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
+
+test("Grant items with a comma, which Deno splits, are refused on every kind", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "multiproc-comma-"));
+  try {
+    // One path checked whole, then split by the runtime into a granted and an ungranted one.
+    const item = `${scratch}/a,/etc`;
+    for (const kind of kinds) {
+      for (
+        const create of [
+          () => new Process({ target: add, args: [1, 2], permissions: { [kind]: [item] } }),
+          () => new Pool({ size: 1, permissions: { [kind]: [item] } }),
+        ]
+      ) {
+        let error: unknown;
+        try {
+          create();
+        } catch (e) {
+          error = e;
+        }
+        assert(error instanceof TypeError, `${kind}: expected a TypeError, got ${error}`);
+        assertStringIncludes(error.message, `'permissions.${kind}'`);
+        assertStringIncludes(error.message, "comma");
+        assertStringIncludes(error.message, JSON.stringify(item));
+      }
+    }
+    return Promise.resolve();
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
+
+test("A path granted twice, with a trailing separator or relative, reaches the child once", async () => {
+  const scratch = mkdtempSync(join(tmpdir(), "multiproc-twice-"));
+  try {
+    const file = join(scratch, "data.txt");
+    writeFileSync(file, "eleven byte");
+    const child = new Process({
+      target: readLength,
+      args: [file],
+      module: targetsUrl,
+      // Node 20 aborts a child given the same path twice (exit -6).
+      permissions: { read: [scratch, scratch, `${scratch}/`, join(scratch, "..", "x", "..")] },
+    });
+    child.start();
+    await child.join();
+    assertEquals(child.exitCode, 0, String(child.error));
+    assertEquals(child.result, "eleven byte".length);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
+
+test("A child never holds more than a restricted parent, and 'none' gets nothing of it", async () => {
+  const scratch = mkdtempSync(join(tmpdir(), "multiproc-grants-"));
+  try {
+    const granted = join(scratch, "granted");
+    mkdirSync(granted);
+    const file = join(granted, "data.txt");
+    writeFileSync(file, "for the child");
+    const refused = join(scratch, "refused.txt");
+    writeFileSync(refused, "not for anyone");
+    // The parent reads the project (its modules) and one folder, runs programs, and no more.
+    const project = dirname(dirname(fileURLToPath(import.meta.url)));
+    const flags = runtime === "deno"
+      ? [`--allow-read=${project},${granted}`, "--allow-env", "--allow-run"]
+      : [
+        "--experimental-permission",
+        "--disable-warning=ExperimentalWarning",
+        // The compiled tests' dependencies sit in node_modules beside the build.
+        `--allow-fs-read=${dirname(project)}`,
+        `--allow-fs-read=${granted}`,
+        "--allow-child-process",
+      ];
+    const out = await runFixture("grant_probe", [file, refused], {
+      runtimeFlags: flags,
+      timeoutMs: 60_000,
+    });
+    assertEquals(out.code, 0, out.stderrText);
+    const outcomes = Object.fromEntries(
+      out.stdoutText.trim().split("\n").map((line) => {
+        const { label, ...outcome } = JSON.parse(line);
+        return [label, outcome];
+      }),
+    );
+    assertStringIncludes(outcomes["read outside"].refused, "TypeError");
+    assertStringIncludes(outcomes["read outside"].refused, "'permissions.read' asks for more");
+    assertStringIncludes(outcomes["write"].refused, "'permissions.write' asks for more");
+    // A child without grants can neither run programs nor read what its parent may read.
+    assertEquals(outcomes["none runs"].exitCode, 1, JSON.stringify(outcomes["none runs"]));
+    assertEquals(outcomes["none runs"].result, undefined);
+    assertEquals(outcomes["none reads"].exitCode, 1, JSON.stringify(outcomes["none reads"]));
+    assertEquals(outcomes["read granted"].exitCode, 0, JSON.stringify(outcomes["read granted"]));
+    assertEquals(outcomes["read granted"].result, "for the child".length);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+});
