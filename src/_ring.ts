@@ -75,7 +75,10 @@ function jsonSafe(value: unknown, depth: number): boolean {
         for (let i = 0; i < value.length; i++) {
           if (!(i in value) || !jsonSafe(value[i], depth + 1)) return false;
         }
-        return true;
+        // JSON keeps only the elements: an array with properties of its own (or of a subclass)
+        // goes through structured clone, which keeps them.
+        return Object.getPrototypeOf(value) === Array.prototype &&
+          Object.keys(value).length === value.length;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;

@@ -318,11 +318,17 @@ export const eventOps = {
 // ---------------------------------------------------------------------------------------------
 // Condition
 
-// Words: waiters and pending wake-ups packed in one word (waiters << 16 | wake-ups), so that a
-// wake-up is handed to exactly one waiter; and a sequence number that waiters sleep on.
-const COND_PACKED = 0;
-const COND_SEQ = 1;
-const ONE_WAITER = 1 << 16;
+// Words: the next waiter's ticket, then a table of waiter slots of two words each: its state
+// (free, waiting, notified) and its ticket. A waiter takes a slot while it holds the lock, and
+// sleeps on its own state word; notify(n) marks the n oldest waiting slots notified, as Python's
+// notify() wakes the oldest n waiters. A waiter that comes later can never take the wake-up of one
+// that was waiting when notify() ran, and one that times out as it is notified counts as notified.
+const COND_TICKET = 0;
+const COND_SLOTS = 1;
+const COND_CAPACITY = 1024;
+const SLOT_FREE = 0;
+const SLOT_WAITING = 1;
+const SLOT_NOTIFIED = 2;
 
 /** The state of a condition: its words and its lock's. */
 export interface ConditionState {
@@ -332,24 +338,30 @@ export interface ConditionState {
 
 /** A new condition's words. */
 export function newCondition(): Int32Array {
-  return sharedInt32(2);
+  return sharedInt32(COND_SLOTS + 2 * COND_CAPACITY);
 }
 
-function condTakeWakeup(i32: Int32Array, leaving: boolean): boolean {
-  for (;;) {
-    const packed = Atomics.load(i32, COND_PACKED);
-    if ((packed & 0xffff) > 0) {
-      if (Atomics.compareExchange(i32, COND_PACKED, packed, packed - ONE_WAITER - 1) === packed) {
-        return true;
-      }
-    } else if (!leaving) {
-      return false;
-    } else if (
-      Atomics.compareExchange(i32, COND_PACKED, packed, packed - ONE_WAITER) === packed
-    ) {
-      return false;
-    }
+/** Takes a free slot for a waiter that holds the lock; returns the index of its state word. */
+function condEnlist(i32: Int32Array): number {
+  for (let slot = 0; slot < COND_CAPACITY; slot++) {
+    const at = COND_SLOTS + 2 * slot;
+    if (Atomics.load(i32, at) !== SLOT_FREE) continue;
+    // Taken under the lock, so no other waiter races for it; a leaving waiter only frees slots.
+    Atomics.store(i32, at + 1, Atomics.add(i32, COND_TICKET, 1));
+    Atomics.store(i32, at, SLOT_WAITING);
+    return at;
   }
+  throw new RangeError(`A Condition holds at most ${COND_CAPACITY} waiters at a time`);
+}
+
+/**
+ * Leaves the slot: returns whether the waiter was notified (a timed-out waiter that was notified
+ * meanwhile counts as notified).
+ */
+function condLeave(i32: Int32Array, at: number): boolean {
+  const notified = Atomics.compareExchange(i32, at, SLOT_WAITING, SLOT_FREE) !== SLOT_WAITING;
+  if (notified) Atomics.store(i32, at, SLOT_FREE);
+  return notified;
 }
 
 async function condWait(
@@ -359,26 +371,17 @@ async function condWait(
   signal?: AbortSignal,
 ): Promise<boolean> {
   if (lock.owner() !== owner) throw new Error("Cannot wait on a condition whose lock is not held");
-  Atomics.add(i32, COND_PACKED, ONE_WAITER);
+  const at = condEnlist(i32);
   const levels = lock.releaseAll(owner);
-  let notified = false;
   try {
-    for (;;) {
-      const seq = Atomics.load(i32, COND_SEQ);
-      if (condTakeWakeup(i32, false)) {
-        notified = true;
-        break;
-      }
-      if (remaining(deadline) === 0) {
-        notified = condTakeWakeup(i32, true);
-        break;
-      }
-      await waitUntil(i32, COND_SEQ, seq, deadline, signal);
+    while (Atomics.load(i32, at) === SLOT_WAITING && remaining(deadline) > 0) {
+      await waitUntil(i32, at, SLOT_WAITING, deadline, signal);
     }
   } catch (error) {
-    condTakeWakeup(i32, true);
+    condLeave(i32, at);
     throw error;
   }
+  const notified = condLeave(i32, at);
   await lock.restore(owner, levels, signal);
   return notified;
 }
@@ -391,21 +394,12 @@ export function conditionWaitSync(
 ): boolean {
   if (lock.owner() !== owner) throw new Error("Cannot wait on a condition whose lock is not held");
   assertCanBlock("waitSync()");
-  Atomics.add(i32, COND_PACKED, ONE_WAITER);
+  const at = condEnlist(i32);
   const levels = lock.releaseAll(owner);
-  let notified = false;
-  for (;;) {
-    const seq = Atomics.load(i32, COND_SEQ);
-    if (condTakeWakeup(i32, false)) {
-      notified = true;
-      break;
-    }
-    if (remaining(deadline) === 0) {
-      notified = condTakeWakeup(i32, true);
-      break;
-    }
-    Atomics.wait(i32, COND_SEQ, seq, remaining(deadline));
+  while (Atomics.load(i32, at) === SLOT_WAITING && remaining(deadline) > 0) {
+    Atomics.wait(i32, at, SLOT_WAITING, remaining(deadline));
   }
+  const notified = condLeave(i32, at);
   lock.restoreSync(owner, levels);
   return notified;
 }
@@ -414,22 +408,22 @@ function condNotify({ i32, lock }: ConditionState, owner: number, n: number): bo
   if (lock.owner() !== owner) {
     throw new Error("Cannot notify on a condition whose lock is not held");
   }
-  let woke = false;
-  for (;;) {
-    const packed = Atomics.load(i32, COND_PACKED);
-    const waiters = packed >>> 16;
-    const wakeups = packed & 0xffff;
-    const add = Math.min(n, waiters - wakeups);
-    if (add <= 0) break;
-    if (Atomics.compareExchange(i32, COND_PACKED, packed, packed + add) === packed) {
-      woke = true;
-      break;
-    }
+  const waiting: Array<[ticket: number, at: number]> = [];
+  for (let slot = 0; slot < COND_CAPACITY; slot++) {
+    const at = COND_SLOTS + 2 * slot;
+    if (Atomics.load(i32, at) === SLOT_WAITING) waiting.push([Atomics.load(i32, at + 1), at]);
   }
-  if (!woke) return false;
-  Atomics.add(i32, COND_SEQ, 1);
-  Atomics.notify(i32, COND_SEQ);
-  return true;
+  // Oldest first; tickets are compared as a circular sequence, so that wrapping is harmless.
+  waiting.sort((a, b) => (a[0] - b[0]) | 0);
+  let woken = 0;
+  for (const [, at] of waiting) {
+    if (woken === n) break;
+    // A waiter that timed out meanwhile has left its slot: the wake-up goes to the next.
+    if (Atomics.compareExchange(i32, at, SLOT_WAITING, SLOT_NOTIFIED) !== SLOT_WAITING) continue;
+    Atomics.notify(i32, at);
+    woken++;
+  }
+  return woken > 0;
 }
 
 /** The operations of a condition. */

@@ -349,3 +349,269 @@ Deno.test("Barrier.waitSync() and Condition.waitSync() block worker threads, not
   cond.release();
   assertEquals(await joinAll([waiter]), [true]);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Python fidelity
+
+Deno.test("Event.set() followed at once by clear() still wakes every thread and process waiting when set() ran, as in Python", async () => {
+  const event = new Event();
+  // One element per waiter: processes write back only the bytes that they changed.
+  const ready = new SharedArray("i32", 4);
+  const waitOnce = (event: Event, ready: SharedArray<"i32">, offset: number, i: number) => {
+    const waiting = event.wait({ timeoutMs: 10_000 });
+    ready.array[offset + i] = 1;
+    ready.flush();
+    return waiting;
+  };
+  const workers = [
+    ...startAll(Thread, 2, waitOnce, [event, ready, 0]),
+    ...startAll(Process, 2, waitOnce, [event, ready, 2]),
+  ];
+  while ([...ready.array].filter(Boolean).length < 4) await sleep(10);
+  // The processes' waits reach the parent right after their flush; give them a moment.
+  await sleep(200);
+  event.set();
+  event.clear();
+  assertEquals(await joinAll(workers), [true, true, true, true]);
+  assert(!event.isSet());
+  assertEquals(
+    await event.wait({ timeoutMs: 20 }),
+    false,
+    "a wait that starts later sees it clear",
+  );
+});
+
+for (const Kind of [Lock, RLock]) {
+  Deno.test(`${Kind.name}.locked() in a child process says whether anyone holds it, as in Python`, async () => {
+    const lock = new Kind();
+    const released = new Event();
+    await lock.acquire();
+    const [child] = startAll(Process, 1, async (lock: Lock, released: Event) => {
+      const heldByParent = lock.locked();
+      await released.wait({ timeoutMs: 10_000 });
+      const afterRelease = lock.locked();
+      await lock.acquire();
+      const heldHere = lock.locked();
+      lock.release();
+      return [heldByParent, afterRelease, heldHere, lock.locked()];
+    }, [lock, released]);
+    await sleep(100);
+    lock.release();
+    released.set();
+    assertEquals(await joinAll([child]), [[true, false, true, false]]);
+  });
+}
+
+Deno.test("Condition.wait() and waitFor() in a child process refresh a Value that shares the condition's lock, as Python's condition with a shared value", async () => {
+  const cond = new Condition();
+  const shared = new Value("i32", 0, { lock: cond.lock });
+  const [consumer] = startAll(Process, 1, async (cond: Condition, shared: Value<"i32">) => {
+    await cond.acquire();
+    const reached = await cond.waitFor(() => shared.value >= 3, { timeoutMs: 10_000 });
+    const seen = shared.value;
+    // And the other way round: the parent waits for what this process writes.
+    shared.value = 100;
+    cond.notifyAll();
+    cond.release();
+    return [reached, seen];
+  }, [cond, shared]);
+  for (let i = 1; i <= 3; i++) {
+    await sleep(30);
+    await cond.acquire();
+    shared.value = i;
+    cond.notifyAll();
+    cond.release();
+  }
+  await cond.acquire();
+  const answered = await cond.waitFor(() => shared.value === 100, { timeoutMs: 10_000 });
+  cond.release();
+  assertEquals(await joinAll([consumer]), [[true, 3]]);
+  assert(answered);
+  assertEquals(shared.value, 100);
+});
+
+Deno.test("Barrier.nWaiting drops to 0 once abort() has broken the waits, as in Python", async () => {
+  const barrier = new Barrier(3);
+  const waiters = startAll(Thread, 2, async (barrier: Barrier) => {
+    try {
+      await barrier.wait({ timeoutMs: 10_000 });
+      return "passed";
+    } catch (error) {
+      return (error as Error).name;
+    }
+  }, [barrier]);
+  while (barrier.nWaiting < 2) await sleep(5);
+  barrier.abort();
+  assertEquals(await joinAll(waiters), ["BrokenBarrierError", "BrokenBarrierError"]);
+  assertEquals(barrier.nWaiting, 0);
+  assert(barrier.broken);
+  barrier.reset();
+  assertEquals(barrier.nWaiting, 0);
+  assert(!barrier.broken);
+});
+
+Deno.test("Barrier(parties, { action }) runs the action once per round, before any party is released, as in Python", async () => {
+  const rounds = new Value("i32", 0);
+  const barrier = new Barrier(3, { action: () => rounds.value += 1 });
+  // Each party returns the rounds that it saw completed after each wait: the action's count.
+  const party = async (barrier: Barrier, rounds: Value<"i32">) => {
+    const seen: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await barrier.wait({ timeoutMs: 10_000 });
+      await rounds.getLock().acquire(); // fetches the value in a child process
+      seen.push(rounds.value);
+      rounds.getLock().release();
+    }
+    return seen;
+  };
+  const workers = [
+    ...startAll(Thread, 1, party, [barrier, rounds]),
+    ...startAll(Process, 1, party, [barrier, rounds]),
+  ];
+  const mine = await party(barrier, rounds);
+  assertEquals([mine, ...await joinAll(workers)], [[1, 2, 3], [1, 2, 3], [1, 2, 3]]);
+  assertEquals(rounds.value, 3);
+  // Python's positional form: Barrier(parties, action).
+  let runs = 0;
+  const positional = new Barrier(1, () => runs++);
+  await positional.wait();
+  assertEquals(runs, 1);
+});
+
+Deno.test("Barrier whose action throws is broken, and the party that ran it gets the error, as in Python", async () => {
+  const barrier = new Barrier(2, {
+    action: () => {
+      throw new Error("action failed");
+    },
+  });
+  const [other] = startAll(Thread, 1, async (barrier: Barrier) => {
+    try {
+      await barrier.wait({ timeoutMs: 10_000 });
+      return "passed";
+    } catch (error) {
+      return (error as Error).name;
+    }
+  }, [barrier]);
+  while (barrier.nWaiting < 1) await sleep(5);
+  await assertRejects(() => barrier.wait(), Error, "action failed");
+  assertEquals(await joinAll([other]), ["BrokenBarrierError"]);
+  assert(barrier.broken);
+});
+
+Deno.test("Python's positional forms keep Python's meaning: Semaphore(0), Semaphore(5), BoundedSemaphore(3), Condition(lock)", async () => {
+  const none = new Semaphore(0);
+  assertEquals(none.value, 0);
+  assertEquals(await none.acquire(false), false);
+  const five = new Semaphore(5);
+  assertEquals(five.value, 5);
+  const bounded = new BoundedSemaphore(3);
+  assertEquals(bounded.value, 3);
+  assert(await bounded.acquire());
+  bounded.release();
+  assertThrows(() => bounded.release(), RangeError, "bound 3");
+  const lock = new Lock();
+  const cond = new Condition(lock);
+  assert(cond.lock === lock);
+  await cond.acquire();
+  assert(lock.locked(), "the condition acquires the lock that it was given");
+  cond.release();
+  assertThrows(() => new Semaphore("5" as unknown as number), TypeError, '"5"');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: never ignored, never a hang
+
+Deno.test("A boolean where the options go means Python's blocking; a number is refused with the right call", async () => {
+  const lock = new Lock();
+  await lock.acquire();
+  assertEquals(await lock.acquire(false), false, "acquire(false) tries once, as Python's");
+  await assertRejects(() => lock.acquire(500 as never), TypeError, "{ timeoutMs: 500 }");
+  assertThrows(() => lock.acquireSync(500 as never), TypeError, "{ timeoutMs: 500 }");
+  lock.release();
+  assertEquals(await lock.acquire(true), true);
+  lock.release();
+  const event = new Event();
+  await assertRejects(() => event.wait(300 as never), TypeError, "{ timeoutMs: 300 }");
+  assertThrows(() => new Barrier(2, 300 as never), TypeError, "{ timeoutMs: 300 }");
+  const semaphore = new Semaphore(0);
+  assertEquals(await semaphore.acquire(false), false);
+  await assertRejects(() => semaphore.acquire(10 as never), TypeError, "{ timeoutMs: 10 }");
+});
+
+Deno.test("Options of the wrong type or with unknown keys are refused, naming the nearest option", async () => {
+  const lock = new Lock();
+  await assertRejects(
+    () => lock.acquire({ blocking: "no" as unknown as boolean }),
+    TypeError,
+    "'blocking' must be a boolean",
+  );
+  await assertRejects(() => lock.acquire({ timoutMs: 5 } as never), TypeError, "'timeoutMs'");
+  await assertRejects(
+    () => lock.acquire({ blocking: false, timeoutMs: 5 }),
+    TypeError,
+    "'timeoutMs' with 'blocking: false'",
+  );
+  await assertRejects(() => new Event().wait({ timeout: 5 } as never), TypeError, "'timeoutMs'");
+  assertThrows(() => new Semaphore({ valeu: 2 } as never), TypeError, "did you mean 'value'");
+  assertThrows(() => new Barrier(2, { timeotMs: 2 } as never), TypeError, "'timeoutMs'");
+  assertThrows(() => new Condition({ lokc: lock } as never), TypeError, "'lock'");
+});
+
+Deno.test("Semaphore counts past 2**31 - 1 are refused instead of wrapping around", () => {
+  assertThrows(() => new Semaphore(2 ** 31), RangeError, "'value'");
+  const full = new Semaphore(2 ** 31 - 1);
+  assertEquals(full.value, 2 ** 31 - 1);
+  assertThrows(() => full.release(), RangeError, "exceed 2147483647");
+  assertEquals(full.value, 2 ** 31 - 1);
+  const some = new Semaphore(5);
+  assertThrows(() => some.release(2 ** 31), RangeError, "'n'");
+  assertThrows(() => some.release(2 ** 31 - 1), RangeError, "exceed 2147483647");
+  assertThrows(() => some.release(0), RangeError, "'n'");
+  assertEquals(some.value, 5);
+});
+
+Deno.test("Timeouts of Infinity or of 2**31 ms and more wait as long as needed, in this process and in a child", async () => {
+  const lock = new Lock();
+  const event = new Event();
+  const slots = new Semaphore(0);
+  await lock.acquire();
+  let settled = 0;
+  const waits = [
+    lock.acquire({ timeoutMs: Infinity }),
+    event.wait({ timeoutMs: 2 ** 31 }).then((set) => (settled++, set)),
+    slots.acquire({ timeoutMs: 2 ** 40 }).then((taken) => (settled++, taken)),
+  ];
+  const [child] = startAll(Process, 1, async (lock: Lock, event: Event) => {
+    const set = await event.wait({ timeoutMs: Infinity });
+    const acquired = await lock.acquire({ timeoutMs: 2 ** 31 });
+    lock.release();
+    return [set, acquired];
+  }, [lock, event]);
+  await sleep(300);
+  assertEquals(settled, 0, "a wait with a huge timeout returned at once");
+  event.set();
+  slots.release();
+  lock.release();
+  assertEquals(await Promise.all(waits), [true, true, true]);
+  lock.release();
+  assertEquals(await joinAll([child]), [[true, true]]);
+});
+
+Deno.test("Condition.notify() wakes a waiter that was waiting when it ran, never one that came later, as in Python", async () => {
+  const cond = new Condition();
+  const ready = new Event();
+  const [waiter] = startAll(Thread, 1, async (cond: Condition, ready: Event) => {
+    await cond.acquire();
+    ready.set();
+    const notified = await cond.wait({ timeoutMs: 10_000 });
+    cond.release();
+    return notified;
+  }, [cond, ready]);
+  await ready.wait();
+  await cond.acquire();
+  assert(cond.notify(1));
+  // This wait starts after the notify: it must not take the wake-up meant for the thread.
+  assertEquals(await cond.wait({ timeoutMs: 100 }), false);
+  cond.release();
+  assertEquals(await joinAll([waiter]), [true]);
+});
