@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { readdirSync } from "node:fs";
 import process from "node:process";
-import { getContext, Thread, transfer } from "../mod.ts";
+import { Event, getContext, Queue, Thread, transfer } from "../mod.ts";
 import { childPidsOf, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
 import { echoLarge, forever, markAndReturnMoved, targetsUrl } from "./fixtures/targets.ts";
 
@@ -164,5 +164,34 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
     assertEquals(out.signal, signal, out.stderrText);
     assert(gone, `the children never spun: ${out.stdoutText}`);
     assert(await gone, `still alive: ${pids.filter(isPidAlive).join(", ")}`);
+  });
+}
+
+for (const method of ["spawn", "forkserver"] as const) {
+  const suffix = method === "spawn" ? "" : " under forkserver";
+  const ContextProcess = getContext(method).Process;
+
+  test(`Consumer killed in get(): an item handed to it and never received goes back on the queue${suffix}`, async () => {
+    const q = new Queue<string>();
+    const started = new Event();
+    const consumer = new ContextProcess({
+      target: async (q: Queue<string>, started: Event) => {
+        started.set();
+        return await q.get();
+      },
+      args: [q, started],
+    });
+    consumer.start();
+    await started.wait({ timeoutMs: 20_000 });
+    // Its get() reaches the parent's broker right after the set.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(consumer.pid!, "SIGKILL");
+    // The put lands before the parent has seen the death: the waiting get() takes the item and
+    // answers a child that is gone.
+    await q.put("precious");
+    await consumer.join();
+    assertEquals(consumer.exitCode, -9);
+    assertEquals(await q.get({ timeoutMs: 5000 }), "precious");
+    assert(q.empty());
   });
 }

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { type Connection, Pipe, Process, Thread, TimeoutError } from "../mod.ts";
+import { type Connection, EOFError, Pipe, Process, Thread, TimeoutError } from "../mod.ts";
 
 async function echo(end: Connection<string>, count: number): Promise<void> {
   for (let i = 0; i < count; i++) await end.send(`echo ${await end.recv()}`);
@@ -48,4 +48,83 @@ Deno.test("Connection.poll() waits up to its timeout, and recv() times out", asy
   a.close();
   await assertRejects(() => a.recv(), Error, "closed");
   await b.send("unread");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Python fidelity
+
+Deno.test("Pipe(false) is Python's one-way pipe: the first end receives what the second sends", async () => {
+  const [receiver, sender] = Pipe<number>(false);
+  assert(receiver.readable && !receiver.writable);
+  assert(sender.writable && !sender.readable);
+  await sender.send(7);
+  assertEquals(await receiver.recv(), 7);
+  const [a, b] = Pipe<number>(true);
+  assert(a.readable && a.writable && b.readable && b.writable);
+  assertThrows(() => Pipe({ duplx: false } as never), TypeError, "did you mean 'duplex'");
+});
+
+Deno.test("Connection.recv() raises EOFError at once when the other end was closed and nothing is left, as in Python", async () => {
+  const [a, b] = Pipe<string>();
+  await b.send("last words");
+  b.close();
+  assertEquals(await a.recv(), "last words");
+  const started = performance.now();
+  await assertRejects(() => a.recv(), EOFError);
+  await assertRejects(() => a.recv({ timeoutMs: 10_000 }), EOFError);
+  assert(performance.now() - started < 5000, "recv() waited instead of raising");
+  assert(await a.poll(), "poll() says that recv() would not wait");
+});
+
+for (const Kind of [Thread, Process]) {
+  const kind = Kind === Thread ? "thread" : "process";
+  Deno.test(`Connection.recv() raises EOFError once the ${kind} holding the other end has ended, as in Python`, async () => {
+    const [here, there] = Pipe<string>();
+    const worker = new Kind({
+      target: async (end: Connection<string>) => await end.send("bye"),
+      args: [there],
+    });
+    worker.start();
+    // As in Python, the parent closes its own copy of the child's end.
+    there.close();
+    assertEquals(await here.recv({ timeoutMs: 20_000 }), "bye");
+    await worker.join();
+    assertEquals(worker.error, undefined);
+    await assertRejects(() => here.recv({ timeoutMs: 20_000 }), EOFError);
+  });
+}
+
+Deno.test("Connection.recv() waits while a copy of the other end is still open, as in Python", async () => {
+  const [here, there] = Pipe<string>();
+  const worker = new Process({ target: (_end: Connection<string>) => "done", args: [there] });
+  worker.start();
+  await worker.join();
+  // The parent's copy of `there` is still open: no end of file yet.
+  await assertRejects(() => here.recv({ timeoutMs: 50 }), TimeoutError);
+  there.close();
+  await assertRejects(() => here.recv(), EOFError);
+});
+
+Deno.test("Connection.sendBytes() and recvBytes() carry raw bytes, with Python's offset, size and maxLength", async () => {
+  const [here, there] = Pipe();
+  const worker = new Process({
+    target: async (end: Connection) => {
+      const bytes = await end.recvBytes();
+      await end.sendBytes(bytes.map((byte) => byte * 2));
+      await end.sendBytes(new Uint8Array(10));
+    },
+    args: [there],
+  });
+  worker.start();
+  const source = new Uint8Array([9, 1, 2, 3, 9]);
+  await here.sendBytes(source, 1, 3);
+  assertEquals(await here.recvBytes(), new Uint8Array([2, 4, 6]));
+  await assertRejects(() => here.recvBytes(4), RangeError, "'maxLength' 4");
+  await worker.join();
+  assertEquals(worker.error, undefined);
+  await assertRejects(() => here.sendBytes(source, 4, 2), RangeError, "'size'");
+  await assertRejects(() => here.sendBytes("text" as never), TypeError, "'buffer'");
+  const [x, y] = Pipe();
+  await y.send("text");
+  await assertRejects(() => x.recvBytes(), TypeError, "send it with sendBytes()");
 });

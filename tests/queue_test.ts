@@ -9,6 +9,7 @@ import {
   QueueEmptyError,
   QueueFullError,
   SharedArray,
+  ShutDown,
   SimpleQueue,
   Thread,
   TimeoutError,
@@ -207,4 +208,111 @@ Deno.test({
     assertEquals(total.value, 41);
     assert(ctx.Lock === Lock && ctx.SharedArray === SharedArray && ctx.Pipe === Pipe);
   },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Python fidelity and bad input
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function nameOfRejection(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return "resolved";
+  } catch (error) {
+    return (error as Error).name;
+  }
+}
+
+Deno.test("Queue.shutdown() makes blocked and later put and get raise ShutDown in threads and processes, as Python 3.13's", async () => {
+  const q = new Queue<number>({ maxsize: 1 });
+  const getOnce = async (q: Queue<number>) => {
+    try {
+      return await q.get({ timeoutMs: 10_000 });
+    } catch (error) {
+      return (error as Error).name;
+    }
+  };
+  const getters = [start(Thread, getOnce, [q]), start(Process, getOnce, [q])];
+  await sleep(300);
+  q.shutdown();
+  assertEquals(await joinAll(getters), ["ShutDown", "ShutDown"]);
+  await assertRejects(() => q.put(1), ShutDown);
+  await assertRejects(() => q.get({ timeoutMs: 10 }), ShutDown);
+  const later = start(Process, async (q: Queue<number>) => {
+    try {
+      await q.put(2);
+      return "put";
+    } catch (error) {
+      return (error as Error).name;
+    }
+  }, [q]);
+  assertEquals(await joinAll([later]), ["ShutDown"]);
+});
+
+Deno.test("Queue.shutdown() lets gets drain what is left, and shutdown({ immediate: true }) drops it, as in Python", async () => {
+  const q = new JoinableQueue<string>({ maxsize: 2 });
+  await q.put("a");
+  await q.put("b");
+  // A put blocked on the full queue wakes to fail.
+  const blocked = nameOfRejection(q.put("c"));
+  await sleep(50);
+  q.shutdown();
+  assertEquals(await blocked, "ShutDown");
+  assertEquals(await q.get(), "a");
+  q.taskDone();
+  q.shutdown({ immediate: true });
+  assertEquals(await nameOfRejection(q.get()), "ShutDown");
+  assert(q.empty());
+  // The dropped item counts as done, so join() returns.
+  await q.join({ timeoutMs: 1000 });
+  assertThrows(() => q.shutdown({ immediat: true } as never), TypeError, "'immediate'");
+});
+
+Deno.test("Queue keeps what structured clone keeps, such as an array's own properties", async () => {
+  const q = new Queue();
+  const tagged = Object.assign([1, 2, 3], { label: "tagged" });
+  await q.put(tagged);
+  const back = await q.get() as number[] & { label?: string };
+  assertEquals(back.label, "tagged");
+  assertEquals([...back], [1, 2, 3]);
+  const echo = async (q: Queue, out: Queue) => await out.put(await q.get());
+  const out = new Queue();
+  const workers = [start(Thread, echo, [q, out]), start(Process, echo, [out, q])];
+  await q.put(tagged);
+  await joinAll(workers);
+  assertEquals((await q.get() as { label?: string }).label, "tagged");
+});
+
+Deno.test("Queue takes Python's get(False) and put(item, False); a bare number is refused with the right call", async () => {
+  const q = new Queue<number>({ maxsize: 1 });
+  await assertRejects(() => q.get(false), QueueEmptyError);
+  await q.put(1, false);
+  await assertRejects(() => q.put(2, false), QueueFullError);
+  await assertRejects(() => q.put(2, 1000 as never), TypeError, "{ timeoutMs: 1000 }");
+  await assertRejects(() => q.get(1000 as never), TypeError, "{ timeoutMs: 1000 }");
+  assertEquals(await q.get(true), 1);
+  await assertRejects(
+    () => q.get({ timeoutMS: 5 } as never),
+    TypeError,
+    "did you mean 'timeoutMs'",
+  );
+  await assertRejects(() => q.get({ blocking: "no" } as never), TypeError, "'blocking'");
+  assertThrows(() => new Queue({ maxsise: 3 } as never), TypeError, "did you mean 'maxsize'");
+  assertEquals(new Queue(3).maxsize, 3, "Python's Queue(maxsize)");
+});
+
+Deno.test("Queue get() with a timeout of Infinity or 2**31 ms waits for the item", async () => {
+  const q = new Queue<number>();
+  let settled = false;
+  const waits = [
+    q.get({ timeoutMs: Infinity }).finally(() => settled = true),
+    q.get({ timeoutMs: 2 ** 31 }).finally(() => settled = true),
+  ];
+  const child = start(Process, (q: Queue<number>) => q.get({ timeoutMs: 2 ** 40 }), [q]);
+  await sleep(300);
+  assert(!settled, "a get with a huge timeout returned at once");
+  for (const item of [1, 2, 3]) await q.put(item);
+  const got = [...await Promise.all(waits), ...await joinAll([child])] as number[];
+  assertEquals(got.sort(), [1, 2, 3]);
 });

@@ -113,3 +113,11 @@ Deno.test("SharedArray rejects a negative length, and Value without a lock has n
   const lock = new Lock();
   assert(new Value("i32", 0, { lock }).getLock() === lock);
 });
+
+Deno.test("SharedArray too large for memory says how many bytes it asked for and what to do", () => {
+  const error = assertThrows(() => new SharedArray("i32", 1e12), RangeError);
+  assertStringIncludes(error.message, "1000000000000 elements of 'i32' (4000000000000 bytes)");
+  assertStringIncludes(error.message, "use a smaller length");
+  assertThrows(() => new SharedArray("i32", 4, { lokc: false } as never), TypeError, "'lock'");
+  assertThrows(() => new Value("i32", 1, { lock: 5 } as never), TypeError, "received 5");
+});
