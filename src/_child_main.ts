@@ -9,7 +9,7 @@ import { connectToParent } from "./_child_link.deno.ts";
 import { type ParentMessage, TaskMode } from "./_protocol.ts";
 import { TaskLoop } from "./_worker_child.ts";
 import { type BrokerReplyMessage, handleBrokerReply } from "./_broker.ts";
-import { adoptContext } from "./_process_context.ts";
+import { adoptContext, importingMainModule } from "./_process_context.ts";
 
 // Marks this realm as a multiproc child before any user module is imported, so that modules can
 // tell (test registrations, for one, stay out of children).
@@ -71,7 +71,7 @@ async function preload(modules: string[], optional: string[]): Promise<void> {
   }
   for (const module of optional) {
     // A main module that fails here fails again, with its error, for a target that needs it.
-    await import(module).catch(() => {});
+    await importingMainModule(() => import(module)).catch(() => {});
   }
   await link.send({ type: "ready" });
 }

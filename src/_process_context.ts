@@ -82,6 +82,7 @@ export function inheritedPreloadModules(): string[] {
  * @param daemon Whether the child is a daemon.
  * @param startMethod The start method in force here, or the one the child was started with.
  * @param preload The forkserver preload modules in force here.
+ * @param main This realm's main module, for a realm that is not a child.
  */
 export function contextFor(
   destination: "thread" | "process",
@@ -89,6 +90,7 @@ export function contextFor(
   daemon: boolean,
   startMethod: "spawn" | "forkserver" | undefined,
   preload: string[],
+  main: string | undefined,
 ): ContextMessage {
   return {
     type: "context",
@@ -96,6 +98,8 @@ export function contextFor(
     parent: destination === "thread" ? parent : { name: current.name, pid: current.pid },
     startMethod,
     preload,
+    // A child's own children import the same main module: the user's program.
+    mainModule: mainModule ?? main,
   };
 }
 
@@ -110,6 +114,7 @@ export function adoptContext(message: ContextMessage): void {
   parent = message.parent;
   inheritedStartMethod = message.startMethod;
   inheritedPreload = [...message.preload];
+  mainModule = message.mainModule;
 }
 
 const children = new Set<object>();
@@ -124,4 +129,73 @@ export function registerChild(process: object, finished: Promise<unknown>): void
 /** The running children, in the order they started. */
 export function liveChildren(): object[] {
   return [...children];
+}
+
+const nonDaemon = new Set<Promise<unknown>>();
+
+/** Counts a non-daemon thread or process started here until `finished` settles. */
+export function registerNonDaemon(finished: Promise<unknown>): void {
+  const tracked = finished.then(() => {}, () => {});
+  nonDaemon.add(tracked);
+  tracked.then(() => nonDaemon.delete(tracked));
+}
+
+/**
+ * Resolves once every non-daemon thread and process started here has ended, those started
+ * meanwhile included: a child process waits for them before it exits, as Python's does.
+ */
+export async function nonDaemonChildrenDone(): Promise<void> {
+  while (nonDaemon.size > 0) await Promise.all([...nonDaemon]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The main module imported again in a child
+
+let mainModule: string | undefined;
+let importingMain = 0;
+
+/** The parent's main module, when the child has been told it. */
+export function parentMainModule(): string | undefined {
+  return mainModule;
+}
+
+/** Records the parent's main module, which this child may import to find its target. */
+export function setParentMainModule(url: string | undefined): void {
+  mainModule = url;
+}
+
+/**
+ * Runs `load` (the import of the main module in a child) with the guard armed: starting a thread,
+ * process or pool meanwhile throws a {@linkcode MainModuleGuardError}.
+ */
+export async function importingMainModule<T>(load: () => Promise<T>): Promise<T> {
+  importingMain++;
+  try {
+    return await load();
+  } finally {
+    importingMain--;
+  }
+}
+
+/**
+ * A thread, process or pool started by the main module's own code while a child imports it to find
+ * its target: the code that the main module runs when started lacks its `if (import.meta.main)`
+ * guard, and would run again in every child.
+ */
+export class MainModuleGuardError extends Error {}
+
+/**
+ * Throws when this realm is a child that is still importing the main module, as Python's spawn
+ * raises a RuntimeError that explains `if __name__ == '__main__':`.
+ *
+ * @param what What was asked: `"a Thread"`, `"a Process"`, `"a Pool"`.
+ * @throws {MainModuleGuardError} While the main module is being imported by this child.
+ */
+export function checkNotImportingMain(what: string): void {
+  if (importingMain === 0) return;
+  throw new MainModuleGuardError(
+    `Cannot start ${what} while this child is importing the main module${
+      mainModule ? ` '${mainModule}'` : ""
+    } to find its target: the main module's code that starts threads, processes or pools runs again in every child unless it sits inside \`if (import.meta.main) { ... }\`, as Python's \`if __name__ == '__main__':\`. Move the program's main code under that guard`,
+  );
 }

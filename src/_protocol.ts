@@ -124,6 +124,8 @@ export interface ContextMessage {
   startMethod?: "spawn" | "forkserver";
   /** The forkserver preload modules, as URLs. */
   preload: string[];
+  /** The URL of the program's main module, which the child may import to find its target. */
+  mainModule?: string;
 }
 
 /** Every message that a parent sends to a child. */

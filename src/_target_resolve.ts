@@ -8,6 +8,7 @@
  * @module
  */
 import type { TargetSpec } from "./_protocol.ts";
+import { importingMainModule, MainModuleGuardError, parentMainModule } from "./_process_context.ts";
 
 type AnyFunction = (...args: unknown[]) => unknown;
 
@@ -22,8 +23,13 @@ export async function resolveTarget(spec: TargetSpec): Promise<AnyFunction> {
   if (spec.module) {
     let namespace: Record<string, unknown> | undefined;
     try {
-      namespace = await import(spec.module);
+      // The main module's own code, run again here, must not start threads, processes or pools.
+      namespace = spec.module === parentMainModule()
+        ? await importingMainModule(() => import(spec.module!))
+        : await import(spec.module);
     } catch (error) {
+      // The guard's error is the answer, not a reason to try the source text instead.
+      if (error instanceof MainModuleGuardError) throw error;
       importError = error;
     }
     if (namespace) {

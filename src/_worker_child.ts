@@ -21,6 +21,7 @@ import type { ParentLink } from "./_channel.ts";
 import { type PoolTargetMessage, type TargetSpec, TaskMode } from "./_protocol.ts";
 import { serializeError } from "./_error_records.ts";
 import { resolveTarget } from "./_target_resolve.ts";
+import { nonDaemonChildrenDone } from "./_process_context.ts";
 import { isTransfer } from "./_transfer_marker.ts";
 
 type AnyFunction = (...args: unknown[]) => unknown;
@@ -251,6 +252,8 @@ export class TaskLoop {
       console.error(value);
       await this.#link.send({ type: "done", results: [id, 0, serializeError(value)] });
     }
+    // A process ends once its non-daemon threads and processes have, as Python's does.
+    if (this.#link.kind === "process") await nonDaemonChildrenDone();
     this.#link.finish(ok ? 0 : 1);
   }
 

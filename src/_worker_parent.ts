@@ -18,7 +18,7 @@ import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import type { ChildMessage, TransferList } from "./_protocol.ts";
 import { OutOfMemoryError, WorkerCrashedError } from "./errors.ts";
 import { constants } from "node:os";
-import { startThread, type WorkerPermissions } from "./_platform.deno.ts";
+import { mainModuleUrl, startThread, type WorkerPermissions } from "./_platform.deno.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
 import { inheritableStartMethod, launchProcess, type StartMethod } from "./_start_methods.ts";
 import { getPreloadModules } from "./_forkserver.ts";
@@ -164,6 +164,7 @@ export class ChildWorker {
         daemon,
         inheritableStartMethod() ?? this.kind.startMethod?.(),
         getPreloadModules(),
+        mainModuleUrl(),
       ),
     );
   }

@@ -29,6 +29,7 @@ import {
   longDelay,
 } from "./_checks.ts";
 import { TimeoutError } from "./errors.ts";
+import { checkNotImportingMain } from "./_process_context.ts";
 import { processKind, threadKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
@@ -216,6 +217,7 @@ export abstract class BasePool {
    * or `idleTimeoutMs` is negative.
    */
   constructor(kind: "ThreadPool" | "Pool", options: PoolOptions | undefined) {
+    checkNotImportingMain(`a ${kind}`);
     const o: PoolOptions = checkOptions(
       options,
       kind,

@@ -10,7 +10,7 @@ import { childProcessCommand } from "./_platform.deno.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
 import { processKind } from "./_worker_parent.ts";
-import { registerChild } from "./_process_context.ts";
+import { checkNotImportingMain, registerChild, registerNonDaemon } from "./_process_context.ts";
 
 const PROCESS_OPTION_NAMES = [
   "target",
@@ -178,7 +178,10 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    */
   start(): void {
     this.#checkOpen();
+    checkNotImportingMain("a Process");
     this.#runner.start();
+    // A child process waits for its non-daemon children before it exits.
+    if (!this.#runner.daemon) registerNonDaemon(this.#runner.join());
     // Among activeChildren() until it has exited.
     registerChild(this, this.#runner.join());
   }

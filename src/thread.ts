@@ -8,6 +8,7 @@ import { threadHeapLimits, threadPermissions } from "./_platform.deno.ts";
 import { checkPermissions } from "./_permissions.ts";
 import { checkMaxHeapMb, checkOptions, checkString, describeValue } from "./_checks.ts";
 import { threadKind } from "./_worker_parent.ts";
+import { checkNotImportingMain, registerNonDaemon } from "./_process_context.ts";
 import type { PermissionsOption } from "./permissions.ts";
 
 const THREAD_OPTION_NAMES = [
@@ -175,7 +176,10 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * @throws {TypeError} When an argument cannot be cloned; the message names its index.
    */
   start(): void {
+    checkNotImportingMain("a Thread");
     this.#runner.start();
+    // A child process waits for its non-daemon threads before it exits.
+    if (!this.#runner.daemon) registerNonDaemon(this.#runner.join());
   }
 
   /**

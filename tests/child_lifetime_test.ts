@@ -1,0 +1,71 @@
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getContext, type StartMethod } from "../mod.ts";
+import { childThreadsUrl, leaveThread } from "./fixtures/child_threads.ts";
+import { runFixture } from "./_helpers.ts";
+
+const noSanitizers = { sanitizeOps: false, sanitizeResources: false };
+
+for (const method of ["spawn", "forkserver"] as StartMethod[]) {
+  Deno.test({
+    name:
+      `A child process waits for its non-daemon threads before it exits, as Python's does (${method})`,
+    ...noSanitizers,
+    fn: async () => {
+      const dir = mkdtempSync(join(tmpdir(), "multiproc-child-threads-"));
+      try {
+        const path = join(dir, "written");
+        const child = new (getContext(method).Process)({
+          target: leaveThread,
+          args: [path, false],
+          module: childThreadsUrl,
+        });
+        child.start();
+        await child.join();
+        assertEquals([child.exitCode, child.result], [0, "returned"]);
+        // The thread outlived the target: the process ended only once it had written.
+        assertEquals(readFileSync(path, "utf8"), "non-daemon");
+        // A daemon thread is stopped with its process, as in Python.
+        const daemonPath = join(dir, "daemon");
+        const daemonChild = new (getContext(method).Process)({
+          target: leaveThread,
+          args: [daemonPath, true],
+          module: childThreadsUrl,
+        });
+        daemonChild.start();
+        await daemonChild.join();
+        assertEquals(daemonChild.exitCode, 0);
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        assert(!existsSync(daemonPath), "the daemon thread outlived its process");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `A main module without if (import.meta.main) fails in every child, naming the guard (${method})`,
+    ...noSanitizers,
+    fn: async () => {
+      const out = await runFixture("unguarded_main", ["--start-method", method], {
+        timeoutMs: 60_000,
+      });
+      assertEquals(out.code, 0, out.stderrText);
+      const lines = out.stdoutText.trim().split("\n");
+      // Run once, in the parent only: one line per kind, each the child's refusal.
+      assertEquals(lines.length, 4, out.stdoutText);
+      const [processLine, threadLine, threadPoolLine, poolLine] = lines;
+      assert(processLine.startsWith("PROCESS 1 undefined "), processLine);
+      assert(threadLine.startsWith("THREAD 1 undefined "), threadLine);
+      assert(threadPoolLine.startsWith("THREADPOOL failed "), threadPoolLine);
+      assert(poolLine.startsWith("POOL failed "), poolLine);
+      for (const line of lines) {
+        assertStringIncludes(line, "if (import.meta.main)");
+        assertStringIncludes(line, "importing the main module");
+      }
+    },
+  });
+}
