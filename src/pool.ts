@@ -813,7 +813,7 @@ export abstract class BasePool {
    * const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms, ms));
    * const running = pool.submit(sleep, [100]);
    * const queued = [1, 2, 3].map(() => pool.submit(sleep, [100]));
-   * await new Promise((resolve) => setTimeout(resolve, 50));
+   * while (!running.running()) await new Promise((resolve) => setTimeout(resolve, 10));
    * await pool.shutdown({ cancelFutures: true });
    * console.log(await running, queued.map((f) => f.cancelled())); // 100 [true, true, true]
    * ```
