@@ -65,6 +65,48 @@ export async function run(
   return { stdout: capture ? new TextDecoder().decode(output.stdout) : "" };
 }
 
+/** How a command ended, with what it printed, for {@linkcode runCaptured}. */
+export interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command` with `args` to its end and returns its exit code and output, both captured, for
+ * a command that is expected to fail or whose output is checked.
+ *
+ * @throws {Error} When the command cannot start or outlives `timeoutMs`.
+ */
+export async function runCaptured(
+  command: string,
+  args: string[],
+  options: Omit<RunOptions, "capture"> = {},
+): Promise<Outcome> {
+  const { cwd, env, timeoutMs = 10 * 60_000 } = options;
+  const line = [command, ...args].join(" ");
+  const signal = AbortSignal.timeout(timeoutMs);
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(command, {
+      args,
+      cwd,
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal,
+    }).output();
+  } catch (error) {
+    throw new Error(`Cannot run '${line}'`, { cause: error });
+  }
+  if (signal.aborted) {
+    throw new Error(`'${line}' was still running after ${timeoutMs / 1000} s and was killed`);
+  }
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
 /** An error's message, followed by those of its causes. */
 export function errorMessage(error: unknown): string {
   const parts: string[] = [];

@@ -123,7 +123,7 @@ export async function build(options: BuildOptions, test = false): Promise<string
     await copyAssets(options.test.include, buildDir);
   }
 
-  const exports: Record<string, { types: string; import: string }> = {};
+  const exports: Record<string, { types: string; import: string; require: string }> = {};
   const bin: Record<string, string> = {};
   for (const entry of options.entryPoints) {
     const { kind = "export", name, path } = typeof entry === "string"
@@ -139,10 +139,20 @@ export async function build(options: BuildOptions, test = false): Promise<string
     }
     const js = `./esm/${toPosix(relative(root, abs(path))).replace(/\.ts$/, ".js")}`;
     if (kind === "bin") bin[name] = js;
-    else exports[name] = { types: js.replace(/\.js$/, ".d.ts"), import: js };
+    else {
+      exports[name] = {
+        types: js.replace(/\.js$/, ".d.ts"),
+        import: js,
+        require: js.replace(/\.js$/, ".cjs"),
+      };
+    }
   }
 
   await copyLibrary(buildDir, join(outDir, "esm"), libraryFiles);
+  for (const [name, { import: js, require }] of Object.entries(exports)) {
+    const specifier = options.package.name + name.slice(1);
+    await Deno.writeTextFile(join(outDir, require), requireEntry(specifier, js));
+  }
   for (const js of Object.values(bin)) await makeExecutable(join(outDir, js));
   const packageJson = {
     ...options.package,
@@ -167,6 +177,29 @@ export async function build(options: BuildOptions, test = false): Promise<string
     `Built ${options.package.name}@${options.package.version} into ${options.outDir} in ${seconds} s`,
   );
   return buildDir;
+}
+
+/**
+ * The CommonJS entry of an export: the ES module itself where Node's `require()` loads ES modules
+ * (20.19 and later, 22.12 and later), else an error that says how to load it. The types are the
+ * ES module's, which TypeScript 5.8 and later resolve for `require` under `"module": "nodenext"`.
+ */
+function requireEntry(specifier: string, js: string): string {
+  const message = `${specifier} is an ES module, which require() cannot load here: load it with ` +
+    `\`const { Thread, Process } = await import(${JSON.stringify(specifier)})\` (in an async ` +
+    `function)`;
+  return `"use strict";
+// ${specifier} is an ES module; Node 20.19+ and 22.12+ load it from require().
+try {
+  module.exports = require(${JSON.stringify(`./${js.split("/").at(-1)}`)});
+} catch (error) {
+  const code = error && error.code;
+  if (code !== "ERR_REQUIRE_ESM" && code !== "ERR_REQUIRE_ASYNC_MODULE") throw error;
+  const message = ${JSON.stringify(message)} +
+    (code === "ERR_REQUIRE_ESM" ? ", or use Node 20.19 or later" : "");
+  throw Object.assign(new Error(message, { cause: error }), { code });
+}
+`;
 }
 
 /**

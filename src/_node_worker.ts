@@ -4,21 +4,29 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { OutOfMemoryError } from "./errors.ts";
 import { type ChildHandle, type ChildListeners, SIGNAL_EXIT_CODES } from "./_channel.ts";
 import type { ChildMessage } from "./_protocol.ts";
 
-/** Starts a worker on `entry` and reports its messages and its exit. */
+/**
+ * Starts a worker on `entry` and reports its messages and its exit. `preloads` are module URLs
+ * that the worker imports first, in order: the loaders that the parent runs with.
+ */
 export function startNodeWorker(
   entry: URL,
-  options: { daemon: boolean; name: string; maxHeapMb?: number },
+  options: { daemon: boolean; name: string; maxHeapMb?: number; preloads?: readonly string[] },
   listeners: ChildListeners,
 ): ChildHandle {
+  const url = workerEntry(entry, options.preloads ?? []);
   const worker = new Worker(
-    workerEntry(entry),
+    url,
     {
       name: options.name,
+      // A worker started on a `data:` module has no script in `process.argv`; the entry's path
+      // keeps the `process.argv[1]` guard of the user's main module false there, as it should be.
+      argv: url !== entry && entry.protocol === "file:" ? [fileURLToPath(entry)] : undefined,
       resourceLimits: options.maxHeapMb === undefined
         ? undefined
         : { maxOldGenerationSizeMb: options.maxHeapMb },
@@ -59,10 +67,13 @@ export function startNodeWorker(
 
 /**
  * `node:worker_threads` takes only `file:` and `data:` URLs. A library imported over https, as JSR
- * serves it, starts its workers on a `data:` module that imports the entry from where it lives.
+ * serves it, starts its workers on a `data:` module that imports the entry from where it lives;
+ * so does a worker with preloads, which that module imports first.
  */
-function workerEntry(entry: URL): URL {
-  if (entry.protocol === "file:" || entry.protocol === "data:") return entry;
-  const source = `import ${JSON.stringify(entry.href)};`;
+function workerEntry(entry: URL, preloads: readonly string[]): URL {
+  if (preloads.length === 0 && (entry.protocol === "file:" || entry.protocol === "data:")) {
+    return entry;
+  }
+  const source = [...preloads, entry.href].map((url) => `import ${JSON.stringify(url)};`).join("");
   return new URL(`data:text/javascript,${encodeURIComponent(source)}`);
 }

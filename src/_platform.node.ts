@@ -4,8 +4,10 @@
  *
  * @module
  */
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
+import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { isMainThread } from "node:worker_threads";
@@ -150,12 +152,70 @@ export function threadPermissions(
   );
 }
 
-/** Starts a worker thread running the child entry. */
+/** Starts a worker thread running the child entry, with the loaders that this process runs with. */
 export function startThread(
   options: { daemon: boolean; name: string; maxHeapMb?: number; permissions?: WorkerPermissions },
   listeners: ChildListeners,
 ): ChildHandle {
-  return startNodeWorker(childEntry, options, listeners);
+  return startNodeWorker(childEntry, { ...options, preloads: workerPreloads() }, listeners);
+}
+
+let preloadsCache: string[] | undefined;
+
+/**
+ * What a worker must import first to load what this process loads. A child process gets the
+ * parent's flags (see {@linkcode childProcessCommand}); a worker thread inherits them too, but
+ * Node 20 applies an `--import`ed loader's hooks to the main thread only. tsx registers its hooks
+ * only there, so a worker registers them itself through tsx's API. Node's own type stripping
+ * (Node 22.6 and later) covers workers as it is.
+ */
+function workerPreloads(): string[] {
+  if (preloadsCache) return preloadsCache;
+  preloadsCache = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const loader = args[i] === "--import"
+      ? args[++i]
+      : args[i].startsWith("--import=")
+      ? args[i].slice("--import=".length)
+      : undefined;
+    const api = loader === undefined ? undefined : tsxRegisterApi(loader);
+    if (api) {
+      const source = `import { register } from ${JSON.stringify(api)}; register();`;
+      preloadsCache.push(`data:text/javascript,${encodeURIComponent(source)}`);
+    }
+  }
+  return preloadsCache;
+}
+
+/**
+ * The URL of tsx's `tsx/esm/api` when `loader` (an `--import` value: a URL, a path or a package
+ * name) is tsx; undefined for any other loader.
+ */
+function tsxRegisterApi(loader: string): string | undefined {
+  try {
+    let packageJson: string | undefined;
+    if (loader === "tsx" || loader.startsWith("tsx/")) {
+      packageJson = createRequire(join(process.cwd(), "noop.js")).resolve("tsx/package.json");
+    } else {
+      const file = loader.startsWith("file:") ? fileURLToPath(loader) : resolve(loader);
+      for (let dir = dirname(file); dirname(dir) !== dir; dir = dirname(dir)) {
+        if (existsSync(join(dir, "package.json"))) {
+          packageJson = join(dir, "package.json");
+          break;
+        }
+      }
+    }
+    if (packageJson === undefined) return undefined;
+    const manifest = JSON.parse(readFileSync(packageJson, "utf8"));
+    const api = manifest.name === "tsx" ? manifest.exports?.["./esm/api"]?.import : undefined;
+    const path = typeof api === "string" ? api : api?.default;
+    if (typeof path !== "string") return undefined;
+    return pathToFileURL(join(dirname(packageJson), path)).href;
+  } catch {
+    // Not a loader that can be found from here: the worker goes without it, as before.
+    return undefined;
+  }
 }
 
 /** Whether this code runs on the process's main thread, whose exit is the process's. */

@@ -74,7 +74,9 @@ export function describeTarget(
       throw new TypeError(
         `${what} 'module' does not export the target '${
           name || "(anonymous)"
-        }': '${module}'; export it from that module, or pass the module that does`,
+        }': '${module}'; export it from that module${
+          commonJsHint(text, name)
+        }, or pass the module that does`,
       );
     }
   } else {
@@ -89,7 +91,9 @@ export function describeTarget(
           module ? ` '${module}'` : ""
         } and uses names from outside its body (${
           analysis.freeNames.map((n) => `'${n}'`).join(", ")
-        }): export it from its module (and pass that module as 'module' if it is not the main module), or make it self-contained`,
+        }): export it from its module${
+          typeof text === "string" ? commonJsHint(text, name) : ""
+        } (and pass that module as 'module' if it is not the main module), or make it self-contained`,
       );
     }
     if (exported === false) module = undefined;
@@ -119,10 +123,24 @@ export function exportsName(text: string, name: string): boolean | undefined {
     new RegExp(`\\bexport\\s*(?:type\\s*)?\\{[^}]*(?<![\\w$])${n}(?![\\w$])[^}]*\\}`),
     new RegExp(`\\bexport\\s+default\\s+(?:async\\s+)?function\\s*\\*?\\s*${n}(?![\\w$])`),
     new RegExp(`\\bexport\\s+(?:default\\s+)?(?:abstract\\s+)?class\\s+${n}(?![\\w$])`),
+    // CommonJS, as Node's import() of it sees it: `exports.f = f`, `module.exports = { f }`, or
+    // `module.exports = f` (the module's default export).
+    new RegExp(`\\b(?:module\\.)?exports\\s*(?:\\.\\s*${n}|\\[\\s*(["'])${n}\\1\\s*\\])\\s*=`),
+    new RegExp(`\\bmodule\\.exports\\s*=\\s*\\{[^}]*(?<![\\w$.])${n}(?![\\w$])`),
+    new RegExp(`\\bmodule\\.exports\\s*=\\s*${n}\\s*(?:;|$)`, "m"),
   ];
   if (patterns.some((pattern) => pattern.test(code))) return true;
   if (/\bexport\s*\*/.test(code) || /\bexport\s+default\b/.test(code)) return undefined;
   return false;
+}
+
+/** For a CommonJS module, how to export `name` there, since `export` is ES module syntax. */
+function commonJsHint(text: string, name: string): string {
+  if (!/\bmodule\.exports\b|\bexports\.[\w$]+\s*=|\brequire\s*\(/.test(stripComments(text))) {
+    return "";
+  }
+  const id = name || "target";
+  return ` (in CommonJS: module.exports = { ${id} }, or exports.${id} = ${id})`;
 }
 
 function stripComments(text: string): string {
