@@ -5,6 +5,7 @@
  * ```sh
  * deno run -A scripts/build_npm.ts          # npm/ only
  * deno run -A scripts/build_npm.ts --test   # npm/, then the tests under `node --test`
+ * deno run -A scripts/build_npm.ts --test --bun   # npm/, then the tests under `bun test`
  * ```
  *
  * The configuration comes first, in the shape of dnt's `build()`; the steps follow.
@@ -56,6 +57,8 @@ export const config: BuildOptions = {
   test: {
     include: ["./tests/"],
     shim: "./tests/_node_shim.ts",
+    // The npm package `bun` ships the Bun binary; the same compiled tests run on it.
+    bun: "1.4.5",
   },
   // The npm-installed type and runtime dependencies, and the compiled code with its tests.
   workDir: "./.tmp/node",
@@ -78,7 +81,7 @@ export interface BuildOptions {
   /** Files copied into the package: a path keeps its name, `{ from, to }` renames it. */
   copyFiles: Array<string | { from: string; to: string }>;
   /** The tests that also run on Node, and the module that provides `Deno.test` there. */
-  test: { include: string[]; shim: string };
+  test: { include: string[]; shim: string; bun: string };
   workDir: string;
 }
 
@@ -111,6 +114,7 @@ export async function build(options: BuildOptions, test = false): Promise<string
   });
   await installNodeModules(workDir, {
     ...prepared.testDependencies,
+    ...(test ? { bun: options.test.bun } : {}),
     // The tests draw charts, so the optional peers are installed where they run.
     ...(options.package.peerDependencies as Record<string, string> | undefined),
     ...prepared.dependencies,
@@ -208,14 +212,7 @@ try {
  * @throws {Error} When a test fails.
  */
 export async function testOnNode(buildDir: string, testDirs: string[]): Promise<void> {
-  const files: string[] = [];
-  for (const dir of testDirs) {
-    for await (const file of walk(join(buildDir, dir))) {
-      if (file.endsWith("_test.js")) files.push(relative(buildDir, file));
-    }
-  }
-  if (files.length === 0) throw new Error(`No *_test.js files in ${buildDir}`);
-  files.sort();
+  const files = await compiledTests(buildDir, testDirs);
   const flags = ["--test", "--test-reporter=spec"];
   // A test that leaves a handle open (a child, a timer) must not keep CI waiting; Node 20.14+.
   if (await nodeSupports("--test-force-exit")) flags.push("--test-force-exit");
@@ -224,6 +221,65 @@ export async function testOnNode(buildDir: string, testDirs: string[]): Promise<
   // The working directory mirrors the repository, so relative paths in tests still hold.
   await run("node", [...flags, ...files], { cwd: buildDir, timeoutMs: 20 * 60_000 });
   console.log(`Node tests passed in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/**
+ * Runs the compiled `*_test.js` files under Bun's test runner, one file per process as Node does,
+ * with the Bun binary of the npm package `bun` installed by {@linkcode build}.
+ *
+ * @throws {Error} Naming the files with a failing test.
+ */
+export async function testOnBun(buildDir: string, testDirs: string[]): Promise<void> {
+  const files = await compiledTests(buildDir, testDirs);
+  const bun = await bunBinary(dirname(buildDir));
+  const { stdout: version } = await run(bun, ["--version"], { capture: true });
+  console.log(`Running ${files.length} test files on Bun ${version.trim()}`);
+  const started = performance.now();
+  const failed: string[] = [];
+  for (const file of files) {
+    // Bun's default of 5 s per test is shorter than what a loaded CI machine needs; a hang still
+    // fails, as the Node run's 60 s limit does.
+    try {
+      await run(bun, ["test", "--timeout=60000", `./${toPosix(file)}`], {
+        cwd: buildDir,
+        timeoutMs: 10 * 60_000,
+      });
+    } catch (error) {
+      console.error(`%cfailed%c: ${file}: ${errorMessage(error)}`, "color: red", "");
+      failed.push(file);
+    }
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (failed.length) throw new Error(`Bun tests failed in ${failed.join(", ")} (${seconds} s)`);
+  console.log(`Bun tests passed in ${seconds} s`);
+}
+
+/**
+ * The Bun binary of the npm package `bun`. npm installs it with `--ignore-scripts` here, so its
+ * install script, which puts the binary of this platform in place, runs once by hand.
+ */
+async function bunBinary(workDir: string): Promise<string> {
+  const packageDir = join(workDir, "node_modules", "bun");
+  const binary = join(packageDir, "bin", "bun.exe");
+  const works = () =>
+    new Deno.Command(binary, { args: ["--version"], stdout: "null", stderr: "null" }).output()
+      .then((output) => output.success, () => false);
+  if (await works()) return binary;
+  await run("node", ["install.js"], { cwd: packageDir });
+  if (!await works()) throw new Error(`The bun package did not install a working ${binary}`);
+  return binary;
+}
+
+/** The compiled `*_test.js` files under `testDirs`, relative to `buildDir`, in order. */
+async function compiledTests(buildDir: string, testDirs: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const dir of testDirs) {
+    for await (const file of walk(join(buildDir, dir))) {
+      if (file.endsWith("_test.js")) files.push(relative(buildDir, file));
+    }
+  }
+  if (files.length === 0) throw new Error(`No *_test.js files in ${buildDir}`);
+  return files.sort();
 }
 
 interface ImportMap {
@@ -650,9 +706,10 @@ async function removeDir(dir: string) {
 
 if (import.meta.main) {
   try {
-    const args = parseArgs(Deno.args, { boolean: ["test"] });
+    const args = parseArgs(Deno.args, { boolean: ["test", "bun"] });
     const buildDir = await build(config, args.test === true);
-    if (args.test) await testOnNode(buildDir, config.test.include);
+    if (args.test && args.bun) await testOnBun(buildDir, config.test.include);
+    else if (args.test) await testOnNode(buildDir, config.test.include);
   } catch (error) {
     // What failed was printed above it; a stack trace of this script would only bury it, unless
     // the script itself broke.

@@ -35,8 +35,12 @@ export function availableCpus(): number {
 
 const childEntry = new URL("./_child_main.js", import.meta.url);
 
-/** Whether worker threads take a heap limit: Node's do, through `resourceLimits`. */
-export const threadHeapLimits = true;
+// Bun runs this build too. It has no permission model and no heap limit (JavaScriptCore takes
+// neither flag), so both options are refused there rather than silently ignored.
+const bun = (process.versions as Record<string, string | undefined>).bun !== undefined;
+
+/** Whether worker threads take a heap limit: Node's do, through `resourceLimits`; Bun's do not. */
+export const threadHeapLimits = !bun;
 
 // Flags that belong to the parent's own run and would change what a child does.
 const parentOnlyFlags =
@@ -57,7 +61,7 @@ const flagsWithValue = /^(-[ep]|--(eval|print|input-type|allow-fs-read|allow-fs-
  * reads and writes and child processes only; each grant is checked against what the parent holds.
  *
  * @throws {TypeError} When `permissions` asks for more than the parent holds, or for what Node 20
- * cannot grant selectively.
+ * cannot grant selectively; on Bun, for any `permissions` but `"inherit"` and for `maxHeapMb`.
  */
 export function childProcessCommand(
   options: ChildCommandOptions = {},
@@ -75,9 +79,23 @@ export function childProcessCommand(
     execArgv.push(flag);
   }
   if (own) {
+    if (bun) {
+      throw new TypeError(
+        `${what} 'permissions' are not supported on Bun, which has no permission model: pass "inherit", or run on Deno or Node (received ${
+          JSON.stringify(options.permissions)
+        })`,
+      );
+    }
     execArgv.push(...permissionFlags(options.permissions as "none" | ChildPermissions, what));
   }
-  if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
+  if (options.maxHeapMb !== undefined) {
+    if (bun) {
+      throw new TypeError(
+        `${what} 'maxHeapMb' is not supported on Bun, whose engine takes no heap limit: leave it out, or run on Deno or Node (received ${options.maxHeapMb})`,
+      );
+    }
+    execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
+  }
   return {
     command: process.execPath,
     args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG, String(process.pid)],

@@ -2,7 +2,7 @@
 import { fileURLToPath } from "node:url";
 
 /** The runtime that runs the tests. */
-export const runtime: "deno" | "node" = "deno";
+export const runtime: "deno" | "node" | "bun" = "deno";
 
 /** The extension that source modules have on this runtime. */
 export const moduleExtension = ".ts";

@@ -2,8 +2,8 @@
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
-/** The runtime that runs the tests. */
-export const runtime: "deno" | "node" = "node";
+/** The runtime that runs the tests: the npm build runs on Node and on Bun. */
+export const runtime: "deno" | "node" | "bun" = process.versions.bun ? "bun" : "node";
 
 /** The extension that source modules have on this runtime. */
 export const moduleExtension = ".js";

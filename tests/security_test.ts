@@ -18,8 +18,11 @@ import { runtime } from "./_runtime.deno.ts";
 import { add, readLength, targetsUrl, workerPid } from "./fixtures/targets.ts";
 
 // Forkserver spares outlive each test by design; they are stopped when the test run exits.
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+const test = (name: string, fn: () => Promise<void>, options: { ignore?: boolean } = {}) =>
+  Deno.test({ name, fn, ...options, sanitizeOps: false, sanitizeResources: false });
+// Grants are refused on Bun, which has no permission model: see tests/bun_test.ts.
+const grantTest = (name: string, fn: () => Promise<void>) =>
+  test(name, fn, { ignore: runtime === "bun" });
 
 /** The inodes of the sockets that a process holds open. */
 function socketInodes(pid: number): string[] {
@@ -92,34 +95,37 @@ for (const method of ["spawn", "forkserver"] as const) {
     assertEquals(await pool.apply(workerPid), pid, "the same worker still serves");
   });
 
-  test(`Process start uses no shell: grant paths with shell syntax arrive intact${suffix}`, async () => {
-    const scratch = mkdtempSync(join(tmpdir(), "multiproc-shell-"));
-    const marker = join(process.cwd(), "multiproc-shell-probe");
-    const strange = join(
-      scratch,
-      "a b;$(touch multiproc-shell-probe)`touch multiproc-shell-probe`'\"",
-    );
-    mkdirSync(strange);
-    const file = join(strange, "data.txt");
-    writeFileSync(file, "twelve bytes");
-    try {
-      const child = new Process({
-        target: readLength,
-        args: [file],
-        module: targetsUrl,
-        startMethod: method,
-        permissions: { read: [strange] },
-      });
-      child.start();
-      await child.join();
-      assertEquals(child.exitCode, 0, String(child.error));
-      assertEquals(child.result, "twelve bytes".length);
-      assert(!existsSync(marker), "a shell ran the path's commands");
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-      rmSync(marker, { force: true });
-    }
-  });
+  grantTest(
+    `Process start uses no shell: grant paths with shell syntax arrive intact${suffix}`,
+    async () => {
+      const scratch = mkdtempSync(join(tmpdir(), "multiproc-shell-"));
+      const marker = join(process.cwd(), "multiproc-shell-probe");
+      const strange = join(
+        scratch,
+        "a b;$(touch multiproc-shell-probe)`touch multiproc-shell-probe`'\"",
+      );
+      mkdirSync(strange);
+      const file = join(strange, "data.txt");
+      writeFileSync(file, "twelve bytes");
+      try {
+        const child = new Process({
+          target: readLength,
+          args: [file],
+          module: targetsUrl,
+          startMethod: method,
+          permissions: { read: [strange] },
+        });
+        child.start();
+        await child.join();
+        assertEquals(child.exitCode, 0, String(child.error));
+        assertEquals(child.result, "twelve bytes".length);
+        assert(!existsSync(marker), "a shell ran the path's commands");
+      } finally {
+        rmSync(scratch, { recursive: true, force: true });
+        rmSync(marker, { force: true });
+      }
+    },
+  );
 }
 
 const kinds = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
@@ -154,69 +160,75 @@ test("Grant items with a comma, which Deno splits, are refused on every kind", (
   }
 });
 
-test("A path granted twice, with a trailing separator or relative, reaches the child once", async () => {
-  const scratch = mkdtempSync(join(tmpdir(), "multiproc-twice-"));
-  try {
-    const file = join(scratch, "data.txt");
-    writeFileSync(file, "eleven byte");
-    const child = new Process({
-      target: readLength,
-      args: [file],
-      module: targetsUrl,
-      // Node 20 aborts a child given the same path twice (exit -6).
-      permissions: { read: [scratch, scratch, `${scratch}/`, join(scratch, "..", "x", "..")] },
-    });
-    child.start();
-    await child.join();
-    assertEquals(child.exitCode, 0, String(child.error));
-    assertEquals(child.result, "eleven byte".length);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-});
+grantTest(
+  "A path granted twice, with a trailing separator or relative, reaches the child once",
+  async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "multiproc-twice-"));
+    try {
+      const file = join(scratch, "data.txt");
+      writeFileSync(file, "eleven byte");
+      const child = new Process({
+        target: readLength,
+        args: [file],
+        module: targetsUrl,
+        // Node 20 aborts a child given the same path twice (exit -6).
+        permissions: { read: [scratch, scratch, `${scratch}/`, join(scratch, "..", "x", "..")] },
+      });
+      child.start();
+      await child.join();
+      assertEquals(child.exitCode, 0, String(child.error));
+      assertEquals(child.result, "eleven byte".length);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  },
+);
 
-test("A child never holds more than a restricted parent, and 'none' gets nothing of it", async () => {
-  const scratch = mkdtempSync(join(tmpdir(), "multiproc-grants-"));
-  try {
-    const granted = join(scratch, "granted");
-    mkdirSync(granted);
-    const file = join(granted, "data.txt");
-    writeFileSync(file, "for the child");
-    const refused = join(scratch, "refused.txt");
-    writeFileSync(refused, "not for anyone");
-    // The parent reads the project (its modules) and one folder, runs programs, and no more.
-    const project = dirname(dirname(fileURLToPath(import.meta.url)));
-    const flags = runtime === "deno"
-      ? [`--allow-read=${project},${granted}`, "--allow-env", "--allow-run"]
-      : [
-        "--experimental-permission",
-        "--disable-warning=ExperimentalWarning",
-        // The compiled tests' dependencies sit in node_modules beside the build.
-        `--allow-fs-read=${dirname(project)}`,
-        `--allow-fs-read=${granted}`,
-        "--allow-child-process",
-      ];
-    const out = await runFixture("grant_probe", [file, refused], {
-      runtimeFlags: flags,
-      timeoutMs: 60_000,
-    });
-    assertEquals(out.code, 0, out.stderrText);
-    const outcomes = Object.fromEntries(
-      out.stdoutText.trim().split("\n").map((line) => {
-        const { label, ...outcome } = JSON.parse(line);
-        return [label, outcome];
-      }),
-    );
-    assertStringIncludes(outcomes["read outside"].refused, "TypeError");
-    assertStringIncludes(outcomes["read outside"].refused, "'permissions.read' asks for more");
-    assertStringIncludes(outcomes["write"].refused, "'permissions.write' asks for more");
-    // A child without grants can neither run programs nor read what its parent may read.
-    assertEquals(outcomes["none runs"].exitCode, 1, JSON.stringify(outcomes["none runs"]));
-    assertEquals(outcomes["none runs"].result, undefined);
-    assertEquals(outcomes["none reads"].exitCode, 1, JSON.stringify(outcomes["none reads"]));
-    assertEquals(outcomes["read granted"].exitCode, 0, JSON.stringify(outcomes["read granted"]));
-    assertEquals(outcomes["read granted"].result, "for the child".length);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-});
+grantTest(
+  "A child never holds more than a restricted parent, and 'none' gets nothing of it",
+  async () => {
+    const scratch = mkdtempSync(join(tmpdir(), "multiproc-grants-"));
+    try {
+      const granted = join(scratch, "granted");
+      mkdirSync(granted);
+      const file = join(granted, "data.txt");
+      writeFileSync(file, "for the child");
+      const refused = join(scratch, "refused.txt");
+      writeFileSync(refused, "not for anyone");
+      // The parent reads the project (its modules) and one folder, runs programs, and no more.
+      const project = dirname(dirname(fileURLToPath(import.meta.url)));
+      const flags = runtime === "deno"
+        ? [`--allow-read=${project},${granted}`, "--allow-env", "--allow-run"]
+        : [
+          "--experimental-permission",
+          "--disable-warning=ExperimentalWarning",
+          // The compiled tests' dependencies sit in node_modules beside the build.
+          `--allow-fs-read=${dirname(project)}`,
+          `--allow-fs-read=${granted}`,
+          "--allow-child-process",
+        ];
+      const out = await runFixture("grant_probe", [file, refused], {
+        runtimeFlags: flags,
+        timeoutMs: 60_000,
+      });
+      assertEquals(out.code, 0, out.stderrText);
+      const outcomes = Object.fromEntries(
+        out.stdoutText.trim().split("\n").map((line) => {
+          const { label, ...outcome } = JSON.parse(line);
+          return [label, outcome];
+        }),
+      );
+      assertStringIncludes(outcomes["read outside"].refused, "TypeError");
+      assertStringIncludes(outcomes["read outside"].refused, "'permissions.read' asks for more");
+      assertStringIncludes(outcomes["write"].refused, "'permissions.write' asks for more");
+      // A child without grants can neither run programs nor read what its parent may read.
+      assertEquals(outcomes["none runs"].exitCode, 1, JSON.stringify(outcomes["none runs"]));
+      assertEquals(outcomes["none runs"].result, undefined);
+      assertEquals(outcomes["none reads"].exitCode, 1, JSON.stringify(outcomes["none reads"]));
+      assertEquals(outcomes["read granted"].exitCode, 0, JSON.stringify(outcomes["read granted"]));
+      assertEquals(outcomes["read granted"].result, "for the child".length);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  },
+);
