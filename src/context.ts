@@ -19,6 +19,7 @@ import { setPreloadModules } from "./_forkserver.ts";
 import { checkBoolean, checkOptions, describeValue } from "./_checks.ts";
 import { toModuleUrl } from "./_target.ts";
 import { Pipe } from "./pipe.ts";
+import { activeChildren, currentProcess, parentProcess } from "./current_process.ts";
 import { JoinableQueue, Queue, SimpleQueue } from "./queue.ts";
 import { SharedArray, Value } from "./shared_value.ts";
 import {
@@ -185,6 +186,12 @@ export class Context {
   readonly Value: typeof Value = Value;
   /** {@linkcode SharedArray}, Python's `Array`. */
   readonly SharedArray: typeof SharedArray = SharedArray;
+  /** {@linkcode currentProcess}, as Python's `ctx.current_process()`. */
+  readonly currentProcess: typeof currentProcess = currentProcess;
+  /** {@linkcode parentProcess}, as Python's `ctx.parent_process()`. */
+  readonly parentProcess: typeof parentProcess = parentProcess;
+  /** {@linkcode activeChildren}, as Python's `ctx.active_children()`. */
+  readonly activeChildren: typeof activeChildren = activeChildren;
 
   /**
    * Creates a context; {@linkcode getContext} returns a shared one per method.

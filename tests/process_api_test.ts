@@ -43,6 +43,10 @@ Deno.test("currentProcess() in the main process is MainProcess with its pid, ali
   assertEquals(me.exitCode, null);
   assert(currentProcess() === me, "currentProcess() returns the same object");
   assertEquals(parentProcess(), null);
+  // As Python's contexts offer them.
+  assert(getContext("forkserver").currentProcess() === me);
+  assertEquals(getContext("spawn").parentProcess(), null);
+  assertEquals(getContext("spawn").activeChildren(), activeChildren());
 });
 
 for (const method of ["spawn", "forkserver"] as StartMethod[]) {
