@@ -239,6 +239,54 @@ export function mutexOwner(i32: Int32Array, base: number): number {
   return Atomics.load(i32, base) & OWNER_BITS;
 }
 
+/** The owned mutex at word `base` of `i32`, as an object: the functions above, bound to it. */
+export class Mutex {
+  /** The words. */
+  readonly i32: Int32Array;
+  /** The index of the mutex's word. */
+  readonly base: number;
+
+  /**
+   * Binds the mutex at `i32[base]`.
+   *
+   * @param base The index of its word; its `MUTEX_WORDS` words must be reserved there.
+   */
+  constructor(i32: Int32Array, base = 0) {
+    this.i32 = i32;
+    this.base = base;
+  }
+
+  /** See {@linkcode mutexTryLock}. */
+  tryLock(owner: number): boolean {
+    return mutexTryLock(this.i32, this.base, owner);
+  }
+
+  /** See {@linkcode mutexLockSync}. */
+  lockSync(owner: number, deadline = Infinity): boolean {
+    return mutexLockSync(this.i32, this.base, owner, deadline);
+  }
+
+  /** See {@linkcode mutexLockAsync}. */
+  lock(owner: number, deadline = Infinity, signal?: AbortSignal): Promise<boolean> {
+    return mutexLockAsync(this.i32, this.base, owner, deadline, signal);
+  }
+
+  /** See {@linkcode mutexUnlock}. */
+  unlock(): void {
+    mutexUnlock(this.i32, this.base);
+  }
+
+  /** See {@linkcode mutexUnlockAs}. */
+  unlockAs(owner: number): number {
+    return mutexUnlockAs(this.i32, this.base, owner);
+  }
+
+  /** See {@linkcode mutexOwner}. */
+  owner(): number {
+    return mutexOwner(this.i32, this.base);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Undoing a dead owner's holds
 

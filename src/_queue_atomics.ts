@@ -88,9 +88,9 @@ function shutDownError(): ShutDown {
  * With the ring locked by the caller: pushes the item when there is room, or counts the caller
  * among the waiting putters. Unlocks either way.
  *
- * @returns Undefined once pushed; otherwise the sequence number to wait on for room.
+ * @returns Null once pushed; otherwise the sequence number to wait on for room.
  */
-function pushOrEnlist(state: QueueState, encoded: Encoded): number | undefined {
+function pushOrEnlist(state: QueueState, encoded: Encoded): number | null {
   const { ring } = state;
   const h = ring.header;
   if (Atomics.load(state.flags, SHUTDOWN) !== 0) {
@@ -105,8 +105,8 @@ function pushOrEnlist(state: QueueState, encoded: Encoded): number | undefined {
     } finally {
       ring.unlock();
     }
-    wakeGetters(h);
-    return undefined;
+    wake(h, GETTERS);
+    return null;
   }
   Atomics.add(h, H.PUT_WAITERS, 1);
   ring.unlock();
@@ -131,7 +131,7 @@ function shiftOrEnlist(state: QueueState): Encoded | number {
     } finally {
       ring.unlock();
     }
-    wakePutters(h);
+    wake(h, PUTTERS);
     return item;
   }
   if (shutdown !== 0) {
@@ -143,27 +143,109 @@ function shiftOrEnlist(state: QueueState): Encoded | number {
   return seq;
 }
 
-/** Puts an already serialized item, waiting without blocking while the queue is full. */
-async function putAsync(
-  state: QueueState,
-  encoded: Encoded,
+/** The words of one side's waits: putters wait for room, getters for an item. */
+interface Side {
+  /** The word bumped when the other side moves, which waiters sleep on. */
+  seq: number;
+  /** The count of waiters, so that the other side notifies only when someone waits. */
+  waiters: number;
+}
+
+const PUTTERS: Side = { seq: H.PUT_SEQ, waiters: H.PUT_WAITERS };
+const GETTERS: Side = { seq: H.GET_SEQ, waiters: H.GET_WAITERS };
+
+/**
+ * Sleeps, counted among the waiters of `side`, until the other side moves past `seq`; throws
+ * `timedOut()` when the deadline has passed.
+ */
+async function sleepOn(
+  h: Int32Array,
+  side: Side,
+  seq: number,
   deadline: number,
-  owner: number,
+  timedOut: () => Error,
   signal?: AbortSignal,
 ): Promise<void> {
+  try {
+    if (remaining(deadline) === 0) throw timedOut();
+    await waitUntil(h, side.seq, seq, deadline, signal);
+  } finally {
+    Atomics.sub(h, side.waiters, 1);
+  }
+}
+
+/** Like {@linkcode sleepOn}, blocking the thread. */
+function sleepOnSync(
+  h: Int32Array,
+  side: Side,
+  seq: number,
+  deadline: number,
+  timedOut: () => Error,
+  what: string,
+): void {
+  try {
+    if (remaining(deadline) === 0) throw timedOut();
+    assertCanBlock(what);
+    Atomics.wait(h, side.seq, seq, remaining(deadline));
+  } finally {
+    Atomics.sub(h, side.waiters, 1);
+  }
+}
+
+/**
+ * One put or get: `attempt` runs with the ring locked and returns its outcome, or the sequence
+ * number to sleep on among the waiters of `side` (having unlocked the ring either way).
+ */
+interface Attempt<T> {
+  side: Side;
+  deadline: number;
+  attempt(): T | number;
+  timedOut(): Error;
+}
+
+/** Runs `job` until it is done, waiting without blocking between attempts. */
+async function untilDone<T>(
+  state: QueueState,
+  owner: number,
+  job: Attempt<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   const { ring } = state;
-  const h = ring.header;
   for (;;) {
     if (!ring.tryLock(owner)) await ring.lock(owner, signal);
-    const seq = pushOrEnlist(state, encoded);
-    if (seq === undefined) return;
-    try {
-      if (remaining(deadline) === 0) throw fullError(state, deadline);
-      await waitUntil(h, H.PUT_SEQ, seq, deadline, signal);
-    } finally {
-      Atomics.sub(h, H.PUT_WAITERS, 1);
-    }
+    const outcome = job.attempt();
+    if (typeof outcome !== "number") return outcome;
+    await sleepOn(ring.header, job.side, outcome, job.deadline, job.timedOut, signal);
   }
+}
+
+/** Runs `job` until it is done, blocking the thread; `what` names the call for its error. */
+function untilDoneSync<T>(state: QueueState, owner: number, job: Attempt<T>, what: string): T {
+  const { ring } = state;
+  for (;;) {
+    ring.lockSync(owner);
+    const outcome = job.attempt();
+    if (typeof outcome !== "number") return outcome;
+    sleepOnSync(ring.header, job.side, outcome, job.deadline, job.timedOut, what);
+  }
+}
+
+function putting(state: QueueState, item: Encoded, deadline: number): Attempt<null> {
+  return {
+    side: PUTTERS,
+    deadline,
+    attempt: () => pushOrEnlist(state, item),
+    timedOut: () => fullError(state, deadline),
+  };
+}
+
+function getting(state: QueueState, deadline: number): Attempt<Encoded> {
+  return {
+    side: GETTERS,
+    deadline,
+    attempt: () => shiftOrEnlist(state),
+    timedOut: () => emptyError(deadline),
+  };
 }
 
 /** Puts an item, blocking the thread while the queue is full. */
@@ -173,71 +255,19 @@ export function queuePutSync(
   owner: number,
   deadline: number,
 ): void {
-  const encoded = encodeItem(item);
-  const { ring } = state;
-  const h = ring.header;
-  for (;;) {
-    ring.lockSync(owner);
-    const seq = pushOrEnlist(state, encoded);
-    if (seq === undefined) return;
-    try {
-      if (remaining(deadline) === 0) throw fullError(state, deadline);
-      assertCanBlock("putSync()");
-      Atomics.wait(h, H.PUT_SEQ, seq, remaining(deadline));
-    } finally {
-      Atomics.sub(h, H.PUT_WAITERS, 1);
-    }
-  }
-}
-
-function wakeGetters(h: Int32Array, all = false): void {
-  Atomics.add(h, H.GET_SEQ, 1);
-  if (all || Atomics.load(h, H.GET_WAITERS) > 0) Atomics.notify(h, H.GET_SEQ, all ? Infinity : 1);
-}
-
-function wakePutters(h: Int32Array, all = false): void {
-  Atomics.add(h, H.PUT_SEQ, 1);
-  if (all || Atomics.load(h, H.PUT_WAITERS) > 0) Atomics.notify(h, H.PUT_SEQ, all ? Infinity : 1);
-}
-
-/** Takes an item, waiting without blocking while the queue is empty. */
-async function getEncoded(
-  state: QueueState,
-  deadline: number,
-  owner: number,
-  signal?: AbortSignal,
-): Promise<Encoded> {
-  const { ring } = state;
-  const h = ring.header;
-  for (;;) {
-    if (!ring.tryLock(owner)) await ring.lock(owner, signal);
-    const taken = shiftOrEnlist(state);
-    if (typeof taken !== "number") return taken;
-    try {
-      if (remaining(deadline) === 0) throw emptyError(deadline);
-      await waitUntil(h, H.GET_SEQ, taken, deadline, signal);
-    } finally {
-      Atomics.sub(h, H.GET_WAITERS, 1);
-    }
-  }
+  untilDoneSync(state, owner, putting(state, encodeItem(item), deadline), "putSync()");
 }
 
 /** Takes an item, blocking the thread while the queue is empty. */
 export function queueGetSync(state: QueueState, owner: number, deadline: number): unknown {
-  const { ring } = state;
-  const h = ring.header;
-  for (;;) {
-    ring.lockSync(owner);
-    const taken = shiftOrEnlist(state);
-    if (typeof taken !== "number") return decodeItem(taken.tag, taken.payload);
-    try {
-      if (remaining(deadline) === 0) throw emptyError(deadline);
-      assertCanBlock("getSync()");
-      Atomics.wait(h, H.GET_SEQ, taken, remaining(deadline));
-    } finally {
-      Atomics.sub(h, H.GET_WAITERS, 1);
-    }
-  }
+  const taken = untilDoneSync(state, owner, getting(state, deadline), "getSync()");
+  return decodeItem(taken.tag, taken.payload);
+}
+
+/** Bumps a side's word and wakes one of its waiters, or all of them. */
+function wake(h: Int32Array, side: Side, all = false): void {
+  Atomics.add(h, side.seq, 1);
+  if (all || Atomics.load(h, side.waiters) > 0) Atomics.notify(h, side.seq, all ? Infinity : 1);
 }
 
 async function pollRing(state: QueueState, deadline: number, signal?: AbortSignal) {
@@ -304,8 +334,8 @@ async function shutdown(state: QueueState, owner: number, immediate: boolean): P
   if (state.joinable && dropped > 0) {
     taskDone(state, Math.min(dropped, Atomics.load(ring.header, H.UNFINISHED)));
   }
-  wakeGetters(ring.header, true);
-  wakePutters(ring.header, true);
+  wake(ring.header, GETTERS, true);
+  wake(ring.header, PUTTERS, true);
 }
 
 /** Whether the queue was shut down. */
@@ -330,18 +360,19 @@ export const queueOps = {
   put: (state: QueueState, caller: Caller, item: unknown, timeoutMs: number): Promise<void> => {
     const encoded = encodeItem(item);
     const deadline = deadlineAfter(timeoutMs);
-    if (!caller.signal) return putAsync(state, encoded, deadline, caller.owner);
-    // For a child process: its puts go one after another, so that a single producer's items keep
-    // their order; an item sent without waiting is delivered even when its sender exited meanwhile.
+    // An item sent by a child process without waiting (to an unbounded queue) is delivered even
+    // when its sender has exited meanwhile.
     const signal = state.maxsize === 0 ? undefined : caller.signal;
-    return chained(
-      state,
-      caller.owner,
-      () => putAsync(state, encoded, deadline, caller.owner, signal),
-    );
+    const push = async () => {
+      await untilDone(state, caller.owner, putting(state, encoded, deadline), signal);
+    };
+    // A child process's puts go one after another, so that a single producer's items keep their
+    // order.
+    return caller.signal ? chained(state, caller.owner, push) : push();
   },
   get: async (state: QueueState, caller: Caller, timeoutMs: number): Promise<unknown> => {
-    const item = await getEncoded(state, deadlineAfter(timeoutMs), caller.owner, caller.signal);
+    const job = getting(state, deadlineAfter(timeoutMs));
+    const item = await untilDone(state, caller.owner, job, caller.signal);
     // An item that a child process never receives goes back on the queue.
     caller.keep?.(() => void putBack(state, item));
     return decodeItem(item.tag, item.payload);
@@ -365,5 +396,5 @@ async function putBack(state: QueueState, item: Encoded): Promise<void> {
   } finally {
     ring.unlock();
   }
-  wakeGetters(ring.header);
+  wake(ring.header, GETTERS);
 }

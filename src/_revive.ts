@@ -66,28 +66,29 @@ function isRevivable(value: object): value is Revivable {
  * @throws {TypeError} When an object cannot go to that destination.
  */
 export function encodeArgs(args: readonly unknown[], options: EncodeOptions): unknown[] {
+  return replaceObjects(args, (value) => encodeValue(value, options, true));
+}
+
+/** `items` with each object in it replaced by `replace(object)`; `items` itself when none was. */
+function replaceObjects(
+  items: readonly unknown[],
+  replace: (value: object) => unknown,
+): unknown[] {
   let out: unknown[] | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const value = args[i];
+  for (let i = 0; i < items.length; i++) {
+    const value = items[i];
     if (typeof value !== "object" || value === null) continue;
-    const encoded = encodeValue(value, options, true);
-    if (encoded !== value) (out ??= [...args])[i] = encoded;
+    const replaced = replace(value);
+    if (replaced !== value) (out ??= [...items])[i] = replaced;
   }
-  return out ?? (args as unknown[]);
+  return out ?? (items as unknown[]);
 }
 
 function encodeValue(value: object, options: EncodeOptions, descend: boolean): unknown {
   if (isRevivable(value)) return encodeOne(value, options);
   if (!descend) return value;
   if (Array.isArray(value)) {
-    let out: unknown[] | undefined;
-    for (let i = 0; i < value.length; i++) {
-      const item = value[i];
-      if (typeof item !== "object" || item === null) continue;
-      const encoded = encodeValue(item, options, false);
-      if (encoded !== item) (out ??= [...value])[i] = encoded;
-    }
-    return out ?? value;
+    return replaceObjects(value, (item) => encodeValue(item, options, false));
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return value;

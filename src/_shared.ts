@@ -150,8 +150,17 @@ export class Shared<S, C extends object, O extends Ops<S>> {
     return bind(object, new Shared(kind, newObjectId(), config, state, undefined));
   }
 
-  /** Registers how objects of `kind` come back to life in a child. */
+  /**
+   * Registers how objects of `kind` come back to life in a child, and gives its class the
+   * crossing to children: each instance is written by its handle.
+   */
   static define<S, C extends object, O extends Ops<S>>(kind: SharedKind<S, C, O>): void {
+    Object.defineProperty(kind.type.prototype, toDescriptor, {
+      configurable: true,
+      value(this: object, destination: Destination, ownerId: number): Descriptor {
+        return handleOf<Shared<S, C, O>>(this).describe(destination, ownerId);
+      },
+    });
     registerReviver(kind.kind, (data, context) => {
       const wire = data as Wire;
       return reviveOnce(wire.id, () => {
@@ -190,6 +199,21 @@ export class Shared<S, C extends object, O extends Ops<S>> {
       return Promise.resolve(
         this.kind.ops[op](this.local!, { owner: currentOwnerId() }, ...args) as OpResult<O[K]>,
       );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Like {@linkcode Shared.prototype.call}, with the arguments made by `args`, whose checks
+   * become a rejection too.
+   */
+  callWith<K extends keyof O & string>(
+    op: K,
+    args: () => OpArgs<O[K]>,
+  ): Promise<OpResult<O[K]>> {
+    try {
+      return this.call(op, ...args());
     } catch (error) {
       return Promise.reject(error);
     }
@@ -324,19 +348,6 @@ function reviveConfig(config: unknown, context: ReviveContext): object {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config as object)) out[key] = context.revive(value);
   return out;
-}
-
-/**
- * Gives a public class its crossing to children: each instance is written by its handle.
- *
- * @param type The class.
- */
-export function shareable(type: { prototype: object }): void {
-  Object.defineProperty(type.prototype, toDescriptor, {
-    value(this: object, destination: Destination, ownerId: number): Descriptor {
-      return handleOf<Shared<unknown, object, Ops<unknown>>>(this).describe(destination, ownerId);
-    },
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

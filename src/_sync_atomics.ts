@@ -15,13 +15,8 @@
  */
 import {
   assertCanBlock,
+  Mutex,
   MUTEX_WORDS,
-  mutexLockAsync,
-  mutexLockSync,
-  mutexOwner,
-  mutexTryLock,
-  mutexUnlock,
-  mutexUnlockAs,
   remaining,
   trackOwnerAware,
   waitAsync,
@@ -55,6 +50,7 @@ export class LockCore {
   readonly i32: Int32Array;
   /** Whether the holder may take it again (an RLock). */
   readonly reentrant: boolean;
+  readonly #mutex: Mutex;
 
   /**
    * Makes the state, over `i32` when it crossed from another thread.
@@ -64,11 +60,12 @@ export class LockCore {
   constructor(reentrant: boolean, i32: Int32Array = sharedInt32(LOCK_WORDS)) {
     this.i32 = i32;
     this.reentrant = reentrant;
+    this.#mutex = new Mutex(i32);
     trackOwnerAware(this);
   }
 
   #reenter(owner: number): boolean {
-    if (!this.reentrant || mutexOwner(this.i32, 0) !== owner) return false;
+    if (!this.reentrant || this.#mutex.owner() !== owner) return false;
     Atomics.add(this.i32, COUNT, 1);
     return true;
   }
@@ -87,32 +84,32 @@ export class LockCore {
   }
 
   #unlock(): void {
-    mutexUnlock(this.i32, 0);
+    this.#mutex.unlock();
   }
 
   /** Takes the lock, blocking the thread; false when the deadline passed first. */
   acquireSync(owner: number, deadline: number): boolean {
-    if (mutexTryLock(this.i32, 0, owner)) return this.#taken();
+    if (this.#mutex.tryLock(owner)) return this.#taken();
     if (this.#reenter(owner)) return true;
     if (deadline === 0) return false;
     assertCanBlock("acquireSync()");
-    return mutexLockSync(this.i32, 0, owner, deadline) && this.#taken();
+    return this.#mutex.lockSync(owner, deadline) && this.#taken();
   }
 
   /** Takes the lock without blocking the thread; false when the deadline passed first. */
   async acquire(owner: number, deadline: number, signal?: AbortSignal): Promise<boolean> {
-    if (mutexTryLock(this.i32, 0, owner)) return this.#taken();
+    if (this.#mutex.tryLock(owner)) return this.#taken();
     if (this.#reenter(owner)) return true;
     if (deadline === 0) return false;
-    return await mutexLockAsync(this.i32, 0, owner, deadline, signal) && this.#taken();
+    return await this.#mutex.lock(owner, deadline, signal) && this.#taken();
   }
 
   /** Releases one level of `owner`'s hold. */
   release(owner: number): void {
-    if (this.reentrant && mutexOwner(this.i32, 0) === owner) {
+    if (this.reentrant && this.#mutex.owner() === owner) {
       if (Atomics.sub(this.i32, COUNT, 1) !== 1) return;
     }
-    const holder = mutexUnlockAs(this.i32, 0, owner);
+    const holder = this.#mutex.unlockAs(owner);
     if (holder === owner) return;
     if (holder === 0) throw new Error("Cannot release a lock that is not held");
     throw new Error(
@@ -122,7 +119,7 @@ export class LockCore {
 
   /** Releases every level of `owner`'s hold, for a condition wait; returns the levels. */
   releaseAll(owner: number): number {
-    if (mutexOwner(this.i32, 0) !== owner) {
+    if (this.#mutex.owner() !== owner) {
       throw new Error("Cannot wait on a condition whose lock is not held");
     }
     const count = this.reentrant ? Atomics.exchange(this.i32, COUNT, 0) : 1;
@@ -132,26 +129,26 @@ export class LockCore {
 
   /** Takes the lock back after a condition wait, with the levels that `releaseAll` returned. */
   async restore(owner: number, count: number, signal?: AbortSignal): Promise<void> {
-    await mutexLockAsync(this.i32, 0, owner, Infinity, signal);
+    await this.#mutex.lock(owner, Infinity, signal);
     this.#taken();
     if (this.reentrant) Atomics.store(this.i32, COUNT, count);
   }
 
   /** Like `restore`, blocking the thread. */
   restoreSync(owner: number, count: number): void {
-    mutexLockSync(this.i32, 0, owner);
+    this.#mutex.lockSync(owner);
     this.#taken();
     if (this.reentrant) Atomics.store(this.i32, COUNT, count);
   }
 
   /** The owner id of the holder, 0 when free. */
   owner(): number {
-    return mutexOwner(this.i32, 0);
+    return this.#mutex.owner();
   }
 
   /** Undoes the hold of `owner`, who is gone (see `OwnerAware`). */
   releaseOwnedBy(owner: number, abandoned: boolean): void {
-    if (mutexOwner(this.i32, 0) !== owner) return;
+    if (this.#mutex.owner() !== owner) return;
     if (abandoned) Atomics.store(this.i32, ABANDONED_BY, owner);
     Atomics.store(this.i32, COUNT, 0);
     this.#unlock();
@@ -437,13 +434,19 @@ export const conditionOps = {
 // ---------------------------------------------------------------------------------------------
 // Barrier
 
-// Words: arrivals in this round, the round (generation), the round that was broken plus one,
-// whether the barrier stays broken until reset, and the round whose action is due plus one.
-const BAR_COUNT = 0;
-const BAR_GEN = 1;
-const BAR_BROKEN_GEN = 2;
-const BAR_BROKEN = 3;
-const BAR_ACTION = 4;
+/** The words of a barrier. */
+const BAR = {
+  /** Arrivals in this round. */
+  COUNT: 0,
+  /** The round (generation). */
+  GEN: 1,
+  /** The round that was broken, plus one. */
+  BROKEN_GEN: 2,
+  /** 1 while the barrier stays broken until reset. */
+  BROKEN: 3,
+  /** The round whose action is due, plus one; -1 when the barrier has an action, 0 when not. */
+  ACTION: 4,
+} as const;
 
 /** The state of a barrier. */
 export interface BarrierState {
@@ -463,18 +466,18 @@ export function newBarrier(): Int32Array {
 
 /** How many parties wait at the barrier now. */
 export function barrierWaiting(i32: Int32Array): number {
-  return Atomics.load(i32, BAR_COUNT);
+  return Atomics.load(i32, BAR.COUNT);
 }
 
 /** Whether the barrier is broken. */
 export function barrierBroken(i32: Int32Array): boolean {
-  return Atomics.load(i32, BAR_BROKEN) === 1;
+  return Atomics.load(i32, BAR.BROKEN) === 1;
 }
 
 function barrierBreak(i32: Int32Array, permanently: boolean): void {
-  if (permanently) Atomics.store(i32, BAR_BROKEN, 1);
-  Atomics.store(i32, BAR_BROKEN_GEN, Atomics.load(i32, BAR_GEN) + 1);
-  Atomics.notify(i32, BAR_GEN);
+  if (permanently) Atomics.store(i32, BAR.BROKEN, 1);
+  Atomics.store(i32, BAR.BROKEN_GEN, Atomics.load(i32, BAR.GEN) + 1);
+  Atomics.notify(i32, BAR.GEN);
 }
 
 /** Breaks the barrier: current and later waits fail until `reset`. */
@@ -484,11 +487,11 @@ export function barrierAbort(i32: Int32Array): void {
 
 /** Returns the barrier to its initial state; parties waiting now fail. */
 export function barrierReset(i32: Int32Array): void {
-  Atomics.store(i32, BAR_BROKEN_GEN, Atomics.load(i32, BAR_GEN) + 1);
-  Atomics.store(i32, BAR_COUNT, 0);
-  Atomics.store(i32, BAR_BROKEN, 0);
-  Atomics.add(i32, BAR_GEN, 1);
-  Atomics.notify(i32, BAR_GEN);
+  Atomics.store(i32, BAR.BROKEN_GEN, Atomics.load(i32, BAR.GEN) + 1);
+  Atomics.store(i32, BAR.COUNT, 0);
+  Atomics.store(i32, BAR.BROKEN, 0);
+  Atomics.add(i32, BAR.GEN, 1);
+  Atomics.notify(i32, BAR.GEN);
 }
 
 function broken(): BrokenBarrierError {
@@ -498,7 +501,7 @@ function broken(): BrokenBarrierError {
 /** A party leaves a round that was broken: it no longer counts among those waiting. */
 function leaveBroken(i32: Int32Array, gen: number): never {
   // A reset() started a new round with a count of 0, which this party is not part of.
-  if (Atomics.load(i32, BAR_GEN) === gen) Atomics.sub(i32, BAR_COUNT, 1);
+  if (Atomics.load(i32, BAR.GEN) === gen) Atomics.sub(i32, BAR.COUNT, 1);
   throw broken();
 }
 
@@ -508,24 +511,24 @@ function leaveBroken(i32: Int32Array, gen: number): never {
  */
 function barrierArrive(state: BarrierState): { index: number; gen: number } {
   const { i32, parties } = state;
-  if (Atomics.load(i32, BAR_BROKEN) === 1) throw broken();
-  const gen = Atomics.load(i32, BAR_GEN);
-  const index = Atomics.add(i32, BAR_COUNT, 1);
+  if (Atomics.load(i32, BAR.BROKEN) === 1) throw broken();
+  const gen = Atomics.load(i32, BAR.GEN);
+  const index = Atomics.add(i32, BAR.COUNT, 1);
   if (index === parties - 1) {
     if (state.action) runAction(state, gen);
-    else if (Atomics.load(i32, BAR_ACTION) === -1) {
+    else if (Atomics.load(i32, BAR.ACTION) === -1) {
       // The barrier's realm runs the action and then ends the round.
-      Atomics.store(i32, BAR_ACTION, gen + 1);
-      Atomics.notify(i32, BAR_ACTION);
+      Atomics.store(i32, BAR.ACTION, gen + 1);
+      Atomics.notify(i32, BAR.ACTION);
     } else endRound(i32);
   }
   return { index, gen };
 }
 
 function endRound(i32: Int32Array): void {
-  Atomics.store(i32, BAR_COUNT, 0);
-  Atomics.add(i32, BAR_GEN, 1);
-  Atomics.notify(i32, BAR_GEN);
+  Atomics.store(i32, BAR.COUNT, 0);
+  Atomics.add(i32, BAR.GEN, 1);
+  Atomics.notify(i32, BAR.GEN);
 }
 
 function runAction(state: BarrierState, gen: number): void {
@@ -535,7 +538,7 @@ function runAction(state: BarrierState, gen: number): void {
     // As in Python, an action that throws breaks the barrier; its error goes to the party that
     // ran it, and the others get a BrokenBarrierError.
     barrierBreak(state.i32, true);
-    if (Atomics.load(state.i32, BAR_GEN) === gen) Atomics.sub(state.i32, BAR_COUNT, 1);
+    if (Atomics.load(state.i32, BAR.GEN) === gen) Atomics.sub(state.i32, BAR.COUNT, 1);
     throw error;
   }
   endRound(state.i32);
@@ -547,11 +550,11 @@ function runAction(state: BarrierState, gen: number): void {
  */
 export async function serveBarrierAction(state: BarrierState, alive: () => boolean) {
   const { i32 } = state;
-  Atomics.store(i32, BAR_ACTION, -1);
+  Atomics.store(i32, BAR.ACTION, -1);
   while (alive()) {
-    const due = Atomics.load(i32, BAR_ACTION);
+    const due = Atomics.load(i32, BAR.ACTION);
     if (due > 0) {
-      Atomics.store(i32, BAR_ACTION, -1);
+      Atomics.store(i32, BAR.ACTION, -1);
       try {
         runAction(state, due - 1);
       } catch (error) {
@@ -562,8 +565,21 @@ export async function serveBarrierAction(state: BarrierState, alive: () => boole
       }
       continue;
     }
-    await waitAsync(i32, BAR_ACTION, due, 1000, false);
+    await waitAsync(i32, BAR.ACTION, due, 1000, false);
   }
+}
+
+/**
+ * Whether the round of a party that arrived in round `gen` is over; false while it must go on
+ * waiting. Throws once the barrier is broken, and breaks it when the deadline has passed, as in
+ * Python, where a party that times out breaks the barrier for all.
+ */
+function roundOver(i32: Int32Array, gen: number, deadline: number): boolean {
+  if (Atomics.load(i32, BAR.BROKEN_GEN) === gen + 1) leaveBroken(i32, gen);
+  if (Atomics.load(i32, BAR.GEN) !== gen) return true;
+  if (remaining(deadline) > 0) return false;
+  barrierBreak(i32, true);
+  leaveBroken(i32, gen);
 }
 
 async function barrierWait(
@@ -573,37 +589,25 @@ async function barrierWait(
 ): Promise<number> {
   const { i32 } = state;
   const { index, gen } = barrierArrive(state);
-  for (;;) {
-    if (Atomics.load(i32, BAR_BROKEN_GEN) === gen + 1) leaveBroken(i32, gen);
-    if (Atomics.load(i32, BAR_GEN) !== gen) return index;
-    if (remaining(deadline) === 0) {
-      // As in Python, a party that times out breaks the barrier for all.
-      barrierBreak(i32, true);
-      leaveBroken(i32, gen);
-    }
+  while (!roundOver(i32, gen, deadline)) {
     try {
-      await waitUntil(i32, BAR_GEN, gen, deadline, signal);
+      await waitUntil(i32, BAR.GEN, gen, deadline, signal);
     } catch (error) {
+      // The child process that waited has gone: the others must not wait for it.
       barrierBreak(i32, true);
-      if (Atomics.load(i32, BAR_GEN) === gen) Atomics.sub(i32, BAR_COUNT, 1);
+      if (Atomics.load(i32, BAR.GEN) === gen) Atomics.sub(i32, BAR.COUNT, 1);
       throw error;
     }
   }
+  return index;
 }
 
 /** Waits at the barrier, blocking the thread; returns the arrival index. */
 export function barrierWaitSync(state: BarrierState, deadline: number): number {
   const { i32 } = state;
   const { index, gen } = barrierArrive(state);
-  for (;;) {
-    if (Atomics.load(i32, BAR_BROKEN_GEN) === gen + 1) leaveBroken(i32, gen);
-    if (Atomics.load(i32, BAR_GEN) !== gen) return index;
-    if (remaining(deadline) === 0) {
-      barrierBreak(i32, true);
-      leaveBroken(i32, gen);
-    }
-    Atomics.wait(i32, BAR_GEN, gen, remaining(deadline));
-  }
+  while (!roundOver(i32, gen, deadline)) Atomics.wait(i32, BAR.GEN, gen, remaining(deadline));
+  return index;
 }
 
 /** The operations of a barrier. */

@@ -13,7 +13,7 @@
  */
 import { whenChildExits } from "./_broker.ts";
 import { checkBoolean, checkInteger, checkOptions, describeValue } from "./_checks.ts";
-import { handleOf, rejecting, shareable, Shared, type SharedKind } from "./_shared.ts";
+import { handleOf, rejecting, Shared, type SharedKind } from "./_shared.ts";
 import { EOFError, ShutDown } from "./errors.ts";
 import { pollQueue, shutdownQueue, SimpleQueue } from "./queue.ts";
 
@@ -233,7 +233,6 @@ export class Connection<T = unknown> {
 
 CONNECTION.type = Connection;
 Shared.define(CONNECTION);
-shareable(Connection);
 
 function bytesOf(buffer: ArrayBufferView | ArrayBuffer): Uint8Array {
   if (buffer instanceof ArrayBuffer) return new Uint8Array(buffer);

@@ -34,7 +34,6 @@ import {
   blockingTimeout,
   handleOf,
   rejecting,
-  shareable,
   Shared,
   type SharedKind,
   waitTimeout,
@@ -87,7 +86,6 @@ function queueKind(kind: string, type: { prototype: object }, joinable: boolean)
     },
   };
   Shared.define(spec);
-  shareable(type);
   return spec;
 }
 

@@ -14,7 +14,7 @@
 import { checkOptions, describeValue } from "./_checks.ts";
 import { lockHandleOf, lockMirrorOf } from "./_lock_access.ts";
 import { onTaskEnd } from "./_revive.ts";
-import { handleOf, shareable, Shared, type SharedKind } from "./_shared.ts";
+import { handleOf, Shared, type SharedKind } from "./_shared.ts";
 import { type Lock, RLock } from "./synchronize.ts";
 
 function checkLock(lock: unknown): Lock | RLock {
@@ -294,7 +294,6 @@ function bytesKind(kind: string, type: { prototype: object }) {
     revivedRemote: (handle, seed) => handle.mirror = new BytesMirror(handle, seed as Uint8Array),
   };
   Shared.define(spec);
-  shareable(type);
   return spec;
 }
 

@@ -25,15 +25,7 @@
 import { assertCanBlock, currentOwnerId, deadlineOf, remaining } from "./_atomics.ts";
 import { checkInteger, checkOptions, checkTimeoutMs, describeValue } from "./_checks.ts";
 import { type LockHandle, lockHandleOf, LockMirror, lockMirrorOf } from "./_lock_access.ts";
-import {
-  blockingTimeout,
-  handleOf,
-  rejecting,
-  shareable,
-  Shared,
-  type SharedKind,
-  waitTimeout,
-} from "./_shared.ts";
+import { blockingTimeout, handleOf, Shared, type SharedKind, waitTimeout } from "./_shared.ts";
 import {
   barrierBroken,
   barrierOps,
@@ -112,7 +104,6 @@ function lockKind(kind: "lock" | "rlock", type: { prototype: object }) {
     },
   };
   Shared.define(spec);
-  shareable(type);
   return spec;
 }
 
@@ -122,20 +113,26 @@ export interface LockHold {
   [Symbol.dispose](): void;
 }
 
-function lockAcquire(lock: Lock | RLock, options: AcquireOptions | boolean | undefined) {
-  const what = `${lock.constructor.name}.acquire()`;
-  return rejecting(() => lockOf(lock).call("acquire", blockingTimeout(options, what)));
+function lockAcquire(
+  lock: Lock | RLock,
+  what: string,
+  options: AcquireOptions | boolean | undefined,
+) {
+  return lockOf(lock).callWith("acquire", () => [blockingTimeout(options, what)]);
 }
 
-function lockAcquireSync(lock: Lock | RLock, options: AcquireOptions | boolean | undefined) {
-  const what = `${lock.constructor.name}.acquireSync()`;
+function lockAcquireSync(
+  lock: Lock | RLock,
+  what: string,
+  options: AcquireOptions | boolean | undefined,
+) {
   const timeoutMs = blockingTimeout(options, what);
   const core = lockOf(lock).here(what);
   return core.acquireSync(currentOwnerId(), timeoutMs === 0 ? 0 : deadlineOf(timeoutMs));
 }
 
-async function lockHold(lock: Lock | RLock, options: SyncWaitOptions | undefined) {
-  const timeoutMs = waitTimeout(options, `${lock.constructor.name}.hold()`);
+async function lockHold(lock: Lock | RLock, what: string, options: SyncWaitOptions | undefined) {
+  const timeoutMs = waitTimeout(options, what);
   if (!await lockOf(lock).call("acquire", timeoutMs)) {
     throw new TimeoutError(`The lock was not acquired within ${timeoutMs} ms`);
   }
@@ -192,7 +189,7 @@ export class Lock {
    * @throws {TypeError} (as a rejection) For a number instead of the options, or an unknown option.
    */
   acquire(options?: AcquireOptions | boolean): Promise<boolean> {
-    return lockAcquire(this, options);
+    return lockAcquire(this, "Lock.acquire()", options);
   }
 
   /**
@@ -204,7 +201,7 @@ export class Lock {
    * @throws {AbandonedLockError} Once, when the previous holder ended while holding the lock.
    */
   acquireSync(options?: AcquireOptions | boolean): boolean {
-    return lockAcquireSync(this, options);
+    return lockAcquireSync(this, "Lock.acquireSync()", options);
   }
 
   /**
@@ -215,7 +212,7 @@ export class Lock {
    * @throws {TimeoutError} (as a rejection) When `timeoutMs` passed first.
    */
   hold(options?: SyncWaitOptions): Promise<LockHold> {
-    return rejecting(() => lockHold(this, options));
+    return lockHold(this, "Lock.hold()", options);
   }
 
   /**
@@ -273,55 +270,57 @@ export class RLock {
   }
 
   /**
-   * Acquires the lock, or one more level of it for its holder.
+   * Acquires the lock, or one more level of it when the caller holds it already; otherwise as
+   * {@linkcode Lock.prototype.acquire}, Python's `acquire(False)` included.
    *
    * @param options `blocking: false` to try once; `timeoutMs` to give up after a while.
-   * @returns Whether the lock was acquired.
+   * @returns Whether the lock (or one more level) was acquired.
    * @throws {AbandonedLockError} (as a rejection) Once, after a holder ended while holding it.
    */
   acquire(options?: AcquireOptions | boolean): Promise<boolean> {
-    return lockAcquire(this, options);
+    return lockAcquire(this, "RLock.acquire()", options);
   }
 
   /**
-   * Acquires the lock, blocking the thread; only inside worker threads.
+   * Like {@linkcode RLock.prototype.acquire}, blocking the thread with `Atomics.wait`; only
+   * inside worker threads, and only where the lock's memory is (not in a child process).
    *
    * @param options `blocking: false` to try once; `timeoutMs` to give up after a while.
-   * @returns Whether the lock was acquired.
-   * @throws {Error} When it would block the main thread, or for a lock of a parent process.
+   * @returns Whether the lock (or one more level) was acquired.
+   * @throws {Error} On the main thread, or for a lock of a parent process.
    */
   acquireSync(options?: AcquireOptions | boolean): boolean {
-    return lockAcquireSync(this, options);
+    return lockAcquireSync(this, "RLock.acquireSync()", options);
   }
 
   /**
-   * Acquires the lock and returns a hold that `using` releases at the end of the scope.
+   * Acquires one level for a `using` scope, which releases it at its end.
    *
    * @param options `timeoutMs` to give up after a while.
-   * @returns The hold.
+   * @returns The hold of that level.
    * @throws {TimeoutError} (as a rejection) When `timeoutMs` passed first.
    */
   hold(options?: SyncWaitOptions): Promise<LockHold> {
-    return rejecting(() => lockHold(this, options));
+    return lockHold(this, "RLock.hold()", options);
   }
 
   /**
-   * Releases one level of the lock; the caller must hold it.
-   *
-   * @throws {Error} When the caller does not hold the lock.
-   */
-  release(): void {
-    lockOf(this).cast("release");
-  }
-
-  /**
-   * Whether some thread or process holds the lock. In a child process, as the parent told it with
-   * the answer to this process's latest call of any shared object (or when the lock arrived).
+   * Whether some thread or process holds any level of the lock; in a child process, as the
+   * parent last told (see {@linkcode Lock.prototype.locked}).
    *
    * @returns True while it is held.
    */
   locked(): boolean {
     return lockOf(this).watched() === true;
+  }
+
+  /**
+   * Releases one level of the lock; the lock is free once every level is released.
+   *
+   * @throws {Error} When the caller does not hold the lock.
+   */
+  release(): void {
+    lockOf(this).cast("release");
   }
 
   /** Releases one level at the end of a `using` scope. */
@@ -355,7 +354,6 @@ function semaphoreKind(kind: string, type: { prototype: object }) {
     ops: semaphoreOps,
   };
   Shared.define(spec);
-  shareable(type);
   return spec;
 }
 
@@ -407,9 +405,8 @@ export class Semaphore {
    * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or not a number.
    */
   acquire(options?: AcquireOptions | boolean): Promise<boolean> {
-    return rejecting(() =>
-      semaphoreOf(this).call("acquire", blockingTimeout(options, "Semaphore.acquire()"))
-    );
+    const what = "Semaphore.acquire()";
+    return semaphoreOf(this).callWith("acquire", () => [blockingTimeout(options, what)]);
   }
 
   /**
@@ -551,7 +548,7 @@ export class Event {
    * @throws {TypeError} (as a rejection) For a number instead of `{ timeoutMs }`.
    */
   wait(options?: SyncWaitOptions): Promise<boolean> {
-    return rejecting(() => eventOf(this).call("wait", waitTimeout(options, "Event.wait()")));
+    return eventOf(this).callWith("wait", () => [waitTimeout(options, "Event.wait()")]);
   }
 
   /**
@@ -570,7 +567,6 @@ export class Event {
 
 EVENT_KIND.type = Event;
 Shared.define(EVENT_KIND);
-shareable(Event);
 
 function eventOf(event: Event): EventHandle {
   return handleOf<EventHandle>(event);
@@ -728,9 +724,7 @@ export class Condition {
    * @throws {Error} (as a rejection) When the caller does not hold the lock.
    */
   wait(options?: SyncWaitOptions): Promise<boolean> {
-    return rejecting(() =>
-      conditionOf(this).call("wait", waitTimeout(options, "Condition.wait()"))
-    );
+    return conditionOf(this).callWith("wait", () => [waitTimeout(options, "Condition.wait()")]);
   }
 
   /**
@@ -791,7 +785,6 @@ export class Condition {
 
 CONDITION_KIND.type = Condition;
 Shared.define(CONDITION_KIND);
-shareable(Condition);
 
 function conditionOf(condition: Condition): ConditionHandle {
   return handleOf<ConditionHandle>(condition);
@@ -923,11 +916,10 @@ export class Barrier {
    * timeout (which breaks it for every party), `abort()` or `reset()`.
    */
   wait(options?: SyncWaitOptions): Promise<number> {
-    return rejecting(() => {
-      const handle = barrierOf(this);
-      const timeoutMs = waitTimeout(options, "Barrier.wait()", handle.config.timeoutMs);
-      return handle.call("wait", timeoutMs);
-    });
+    const handle = barrierOf(this);
+    return handle.callWith("wait", () => [
+      waitTimeout(options, "Barrier.wait()", handle.config.timeoutMs),
+    ]);
   }
 
   /**
@@ -960,7 +952,6 @@ export class Barrier {
 
 BARRIER_KIND.type = Barrier;
 Shared.define(BARRIER_KIND);
-shareable(Barrier);
 
 function barrierOf(barrier: Barrier): BarrierHandle {
   return handleOf<BarrierHandle>(barrier);
