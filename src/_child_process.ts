@@ -5,6 +5,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import process from "node:process";
 import {
@@ -43,6 +44,24 @@ function parentDeathWords(): string[] {
   if (process.platform !== "linux" || !onMainThread()) return [];
   if (setprivPath === undefined) setprivPath = SETPRIV_PATHS.find(mayRunProgram) ?? null;
   return setprivPath === null ? [] : [setprivPath, "--pdeathsig", "SIGKILL", "--"];
+}
+
+/**
+ * Whether a child has died, or is about to die of a SIGKILL already sent, though its exit has not
+ * reached the event loop yet: the kernel's view, where the process table can be read (Linux).
+ */
+function hasDied(pid: number): boolean {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    // Gone altogether, or /proc cannot be read here: then the exit event is all there is to go by.
+    return false;
+  }
+  if (/^State:\s*[ZX]/m.test(status)) return true;
+  // A SIGKILL sent to the whole process waits in its shared pending set (bit 9 is mask 0x100).
+  const pending = /^ShdPnd:\s*([0-9a-f]+)/m.exec(status);
+  return pending !== null && (BigInt(`0x${pending[1]}`) & 0x100n) !== 0n;
 }
 
 /** A child process whose listeners can change hands, as a forkserver spare's do. */
@@ -202,7 +221,7 @@ export function spawnChildProcess(
     },
     stderrTail: () => tail?.text() ?? "",
     get alive() {
-      return exitCode === undefined;
+      return exitCode === undefined && !hasDied(child.pid!);
     },
   };
   if (!options.ref) handle.setRef(false);

@@ -4,11 +4,11 @@
  * the shared behaviour tests; these add the faults that need more set-up.
  */
 import { assert, assertEquals } from "@std/assert";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { Event, getContext, Queue, Thread, transfer } from "../mod.ts";
 import { childPidsOf, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
-import { echoLarge, forever, markAndReturnMoved, targetsUrl } from "./fixtures/targets.ts";
+import { add, echoLarge, forever, markAndReturnMoved, targetsUrl } from "./fixtures/targets.ts";
 
 // Forkserver spares outlive each test by design; they are stopped when the test run exits.
 const test = (name: string, fn: () => Promise<void>) =>
@@ -195,3 +195,32 @@ for (const method of ["spawn", "forkserver"] as const) {
     assert(q.empty());
   });
 }
+
+/** Whether a process has died but not yet been reaped by its parent: a zombie. */
+function isZombie(pid: number): boolean {
+  try {
+    return /^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+test("A forkserver spare killed before use is skipped: the Process runs its target", async () => {
+  const ForkProcess = getContext("forkserver").Process;
+  const warm = new ForkProcess({ target: add, args: [1, 1], module: targetsUrl });
+  warm.start();
+  await warm.join();
+  let spares: number[] = [];
+  assert(await waitUntil(() => (spares = childPidsOf(process.pid)).length > 0, 10_000));
+  for (const pid of spares) process.kill(pid, "SIGKILL");
+  // Dead, and not yet reaped: this process's event loop has not seen them exit. Waited for without
+  // yielding to it, so that the next start finds them just as a start right after their death.
+  const deadline = Date.now() + 5000;
+  while (!spares.every(isZombie) && Date.now() < deadline) { /* the kernel ends them meanwhile */ }
+  const child = new ForkProcess({ target: add, args: [2, 3], module: targetsUrl });
+  child.start();
+  await child.join();
+  assertEquals(child.exitCode, 0, String(child.error));
+  assertEquals(child.result, 5);
+  assert(!spares.includes(child.pid!), "a dead spare was handed out");
+});
