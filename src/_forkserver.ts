@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type ChildProcessHandle, spawnChildProcess } from "./_child_process.ts";
+import { type ChildProcessHandle, spawnChildProcess } from "./_process_parent.ts";
 import { availableCpus, mainModuleUrl, unrefTimer } from "./_platform.deno.ts";
 import { readModuleText } from "./_target.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
@@ -45,7 +45,11 @@ function maxSpares(): number {
 }
 
 function poolFor(command: ChildCommandOptions): SparePool {
-  const key = JSON.stringify([command.permissions ?? "inherit", command.maxHeapMb ?? null]);
+  const key = JSON.stringify([
+    command.permissions ?? "inherit",
+    command.maxHeapMb ?? null,
+    command.env ?? null,
+  ]);
   let pool = pools.get(key);
   if (!pool) pools.set(key, pool = { command, spares: [], wanted: 1, burst: 0 });
   return pool;
@@ -138,11 +142,6 @@ export function setPreloadModules(modules: string[]): void {
 /** The modules that spares import before they are handed work. */
 export function getPreloadModules(): string[] {
   return [...preloadModules ?? inheritedPreloadModules()];
-}
-
-/** Stops every spare; the next use of the forkserver starts afresh. */
-export function stopForkserver(): void {
-  stopSpares();
 }
 
 /**

@@ -39,6 +39,73 @@ const PATH_KINDS: ReadonlySet<PermissionName> = new Set(["read", "write", "ffi"]
 export interface ChildCommandOptions {
   permissions?: PermissionsOption;
   maxHeapMb?: number;
+  /** The child's whole environment; undefined for the parent's. */
+  env?: Record<string, string>;
+}
+
+/** A child's command line, and its whole environment where it is not the parent's. */
+export interface ChildCommand {
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+/**
+ * Checks an `env` option: a plain object of variable names to string values, each name non-empty
+ * and without `=` or NUL, each value without NUL, which no environment can hold.
+ *
+ * @returns A copy, so that later changes to the caller's object do not reach the child.
+ * @throws {TypeError} Naming the variable and what is wrong with it.
+ */
+export function checkEnv(value: unknown, what: string): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (
+    typeof value !== "object" || value === null || Array.isArray(value) ||
+    ![Object.prototype, null].includes(Object.getPrototypeOf(value))
+  ) {
+    throw new TypeError(
+      `${what} 'env' must be a plain object of variable names to strings, such as { LANG: "C" }: received ${
+        describeValue(value)
+      }`,
+    );
+  }
+  const env: Record<string, string> = {};
+  for (const [name, text] of Object.entries(value)) {
+    if (name === "" || name.includes("=") || name.includes("\0")) {
+      throw new TypeError(
+        `${what} 'env' names must be non-empty, without '=' or NUL: received ${
+          describeValue(name)
+        }`,
+      );
+    }
+    if (typeof text !== "string" || text.includes("\0")) {
+      throw new TypeError(
+        `${what} 'env.${name}' must be a string without NUL: received ${describeValue(text)}`,
+      );
+    }
+    env[name] = text;
+  }
+  return env;
+}
+
+/**
+ * Narrows resolved grants to the variables of an `env` option: a child given its own environment
+ * reads those variables at most, whatever else the runtime needs in its environment to start.
+ */
+export function narrowEnvGrant(grants: Grants, env: Record<string, string>): Grants {
+  const narrowed = grants === "all"
+    ? new Map(PERMISSION_NAMES.map((name) => [name, true] as [PermissionName, true]))
+    : new Map(grants);
+  const names = Object.keys(env);
+  const held = narrowed.get("env");
+  const allowed = held === undefined
+    ? []
+    : held === true
+    ? names
+    : held.filter((n) => names.includes(n));
+  if (allowed.length > 0) narrowed.set("env", allowed);
+  else narrowed.delete("env");
+  return narrowed;
 }
 
 /**

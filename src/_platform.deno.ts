@@ -13,8 +13,10 @@ import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
 import { type ChildHandle, type ChildListeners, SIGNAL_EXIT_CODES } from "./_channel.ts";
 import { startNodeWorker } from "./_node_worker.ts";
 import {
+  type ChildCommand,
   type ChildCommandOptions,
   moduleReadScope,
+  narrowEnvGrant,
   PERMISSION_NAMES,
   type PermissionName,
   resolveGrants,
@@ -73,24 +75,69 @@ function holds(descriptor: Deno.PermissionDescriptor): boolean {
 export function childProcessCommand(
   options: ChildCommandOptions = {},
   what = "Process",
-): { command: string; args: string[] } {
+): ChildCommand {
   checkCanStartChildren();
-  const flags = permissionFlags(options.permissions ?? "inherit", what);
+  const flags = permissionFlags(options.permissions ?? "inherit", what, options.env);
   if (options.maxHeapMb !== undefined) {
     flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
   }
-  return {
-    command: Deno.execPath(),
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      ...flags,
-      childEntry.href,
-      CHILD_PROCESS_FLAG,
-      String(Deno.pid),
-    ],
-  };
+  const runtime = [
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    "--no-prompt",
+    ...flags,
+    childEntry.href,
+    CHILD_PROCESS_FLAG,
+    String(Deno.pid),
+  ];
+  if (options.env === undefined) return { command: runtime[0], args: runtime.slice(1) };
+  const unset = withOwnEnvironment(options.env, what);
+  return { command: ENV_PROGRAM, args: [...unset, ...runtime], env: options.env };
+}
+
+/**
+ * Checks, when a Process or Pool is made, that its children can start as asked: the parent may
+ * start children, holds every grant asked for, and may run what an `env` option needs.
+ *
+ * @throws {TypeError} When a grant asks for more than the parent holds, or `env` cannot be given.
+ * @throws {Deno.errors.NotCapable} When the parent may not start children at all.
+ */
+export function checkChildCommand(options: ChildCommandOptions, what: string): void {
+  checkCanStartChildren();
+  resolveGrants(options.permissions ?? "inherit", what, holdsPermission, [
+    childEntry.href,
+    mainModuleUrl(),
+  ]);
+  if (options.env !== undefined) withOwnEnvironment(options.env, what);
+}
+
+const ENV_PROGRAM = "/usr/bin/env";
+
+// What Deno reads from its environment to find its cache; the child's own code cannot read them
+// (its env grant names the variables of the `env` option only).
+const runtimeVariables = /^(HOME|XDG_CACHE_HOME|DENO_.*)$/;
+
+/**
+ * The arguments of `env` that give the child exactly `env`, with what Deno itself needs. Deno's
+ * `node:child_process` adds the parent's environment to the one it is given, so the parent's other
+ * variables are taken out by name through `env -u`: names only, so that values, which may be
+ * secrets, never appear on a command line.
+ *
+ * @throws {TypeError} When this process may not run `env`.
+ */
+function withOwnEnvironment(env: Record<string, string>, what: string): string[] {
+  if (!mayRunProgram(ENV_PROGRAM)) {
+    throw new TypeError(
+      `${what} 'env' needs ${ENV_PROGRAM} on Deno, which this process may not run: start the parent with --allow-run (or add ${ENV_PROGRAM} to --allow-run's list)`,
+    );
+  }
+  return [
+    ...Object.keys(Deno.env.toObject())
+      .filter((name) => !(name in env) && !runtimeVariables.test(name))
+      .flatMap((name) => ["-u", name]),
+    "--",
+  ];
 }
 
 /**
@@ -114,11 +161,16 @@ function checkCanStartChildren(): void {
   );
 }
 
-function permissionFlags(permissions: PermissionsOption, what: string): string[] {
-  const grants = resolveGrants(permissions, what, holdsPermission, [
+function permissionFlags(
+  permissions: PermissionsOption,
+  what: string,
+  env: Record<string, string> | undefined,
+): string[] {
+  let grants = resolveGrants(permissions, what, holdsPermission, [
     childEntry.href,
     mainModuleUrl(),
   ]);
+  if (env !== undefined) grants = narrowEnvGrant(grants, env);
   if (grants === "all") return ["--allow-all"];
   // Each item was checked to hold no comma, so that Deno cannot split it into more than was checked.
   return [...grants].map(([name, grant]) =>

@@ -14,7 +14,12 @@ import { isMainThread } from "node:worker_threads";
 import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import { startNodeWorker } from "./_node_worker.ts";
-import { type ChildCommandOptions, type PermissionName, resolveGrants } from "./_permissions.ts";
+import {
+  type ChildCommand,
+  type ChildCommandOptions,
+  type PermissionName,
+  resolveGrants,
+} from "./_permissions.ts";
 import type { ChildPermissions, PermissionsOption } from "./permissions.ts";
 
 /** URL of the script that the user ran, which children re-import to find exported targets. */
@@ -66,7 +71,7 @@ const flagsWithValue = /^(-[ep]|--(eval|print|input-type|allow-fs-read|allow-fs-
 export function childProcessCommand(
   options: ChildCommandOptions = {},
   what = "Process",
-): { command: string; args: string[] } {
+): ChildCommand {
   const own = options.permissions !== undefined && options.permissions !== "inherit";
   const execArgv: string[] = [];
   for (let i = 0; i < process.execArgv.length; i++) {
@@ -99,7 +104,22 @@ export function childProcessCommand(
   return {
     command: process.execPath,
     args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG, String(process.pid)],
+    // Node gives a child exactly the environment that it is given.
+    ...(options.env === undefined ? {} : { env: { ...options.env } }),
   };
+}
+
+/**
+ * Checks, when a Process or Pool is made, that its children can start as asked: every grant is
+ * one that Node can give and that the parent holds.
+ *
+ * @throws {TypeError} When a grant asks for more than the parent holds, or for what Node 20 cannot
+ * grant selectively.
+ */
+export function checkChildCommand(options: ChildCommandOptions, what: string): void {
+  if (options.permissions !== undefined && options.permissions !== "inherit") {
+    permissionFlags(options.permissions, what);
+  }
 }
 
 interface NodePermission {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { spawnChildProcess } from "./_child_process.ts";
+import { spawnChildProcess } from "./_process_parent.ts";
 import { takeForkserverChild } from "./_forkserver.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import { inheritedMethod } from "./_process_context.ts";

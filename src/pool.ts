@@ -8,11 +8,11 @@ import { TaskMode } from "./_protocol.ts";
 import { PoolEngine, type PoolStats, targetEntry, type Task } from "./_pool_engine.ts";
 import {
   availableCpus,
-  childProcessCommand,
+  checkChildCommand,
   threadHeapLimits,
   threadPermissions,
 } from "./_platform.deno.ts";
-import { checkPermissions } from "./_permissions.ts";
+import { checkEnv, checkPermissions } from "./_permissions.ts";
 import {
   checkArray,
   checkBoolean,
@@ -96,6 +96,12 @@ export interface PoolOptions extends ThreadPoolOptions {
    * (`getContext("forkserver").Pool`), else the start method in force when the pool is created.
    */
   startMethod?: StartMethod;
+  /**
+   * Each worker's whole environment, such as `{ LANG: "C" }`: workers see these variables and no
+   * other of the parent's (on Deno, their env grant is narrowed to them too). Defaults to the
+   * parent's environment.
+   */
+  env?: Record<string, string>;
 }
 
 /** Options for one task: {@linkcode BasePool.apply} and {@linkcode BasePool.submit}. */
@@ -170,7 +176,7 @@ const THREAD_POOL_OPTION_NAMES = [
   "permissions",
   "maxHeapMb",
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
-const POOL_OPTION_NAMES = [...THREAD_POOL_OPTION_NAMES, "startMethod"] as const;
+const POOL_OPTION_NAMES = [...THREAD_POOL_OPTION_NAMES, "startMethod", "env"] as const;
 const TASK_OPTION_NAMES = ["signal", "timeoutMs", "module"] as const;
 const MAP_OPTION_NAMES = ["chunksize", "module", "timeoutMs"] as const;
 const IMAP_OPTION_NAMES = [...MAP_OPTION_NAMES, "buffersize"] as const;
@@ -259,9 +265,13 @@ export abstract class BasePool {
       const method = o.startMethod === undefined
         ? defaultStartMethod()
         : checkStartMethod(o.startMethod, "Pool 'startMethod'");
-      const command = { permissions: permissionsOption, maxHeapMb };
+      const command = {
+        permissions: permissionsOption,
+        maxHeapMb,
+        env: checkEnv((o as PoolOptions).env, kind),
+      };
       // Asking for more than the parent holds is an error now rather than at the first task.
-      childProcessCommand(command, "Pool");
+      checkChildCommand(command, "Pool");
       workerKind = processKind(method, command, { keepStderrTail: true });
     }
     this.#engine = new PoolEngine({

@@ -4,9 +4,9 @@
  * @module
  */
 import { Runner } from "./_runner.ts";
-import { checkPermissions } from "./_permissions.ts";
+import { checkEnv, checkPermissions } from "./_permissions.ts";
 import { checkMaxHeapMb, checkOptions, checkString } from "./_checks.ts";
-import { childProcessCommand } from "./_platform.deno.ts";
+import { checkChildCommand } from "./_platform.deno.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
 import { processKind } from "./_worker_parent.ts";
@@ -21,6 +21,7 @@ const PROCESS_OPTION_NAMES = [
   "startMethod",
   "permissions",
   "maxHeapMb",
+  "env",
 ] as const;
 
 /** Options for {@linkcode Process}. */
@@ -51,6 +52,12 @@ export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unk
    * holds. See `ChildPermissions` for what Node 20 enforces.
    */
   permissions?: PermissionsOption;
+  /**
+   * The child's whole environment, such as `{ LANG: "C" }`: the child sees these variables and no
+   * other of the parent's (on Deno, its env grant is narrowed to them too). Defaults to the
+   * parent's environment.
+   */
+  env?: Record<string, string>;
   /**
    * A limit on the child's heap, in megabytes (V8's `--max-old-space-size`). A child that dies of
    * it leaves an `OutOfMemoryError` in `error`.
@@ -106,9 +113,10 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     const command = {
       permissions: checkPermissions(options.permissions, "Process"),
       maxHeapMb: checkMaxHeapMb(options.maxHeapMb, "Process"),
+      env: checkEnv(options.env, "Process"),
     };
     // Asking for more than the parent holds is an error now rather than at start().
-    childProcessCommand(command);
+    checkChildCommand(command, "Process");
     this.#runner = new Runner(
       processKind(startMethod ?? defaultStartMethod, command),
       options,

@@ -3,8 +3,13 @@
  * suffer, and what the parent must see. Crashes, exits, errors and garbage output are covered by
  * the shared behaviour tests; these add the faults that need more set-up.
  */
-import { assert, assertEquals } from "@std/assert";
-import { readdirSync, readFileSync } from "node:fs";
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { moduleExtension, runtime } from "./_runtime.deno.ts";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { Event, getContext, Queue, Thread, transfer } from "../mod.ts";
 import { childPidsOf, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
@@ -223,4 +228,46 @@ test("A forkserver spare killed before use is skipped: the Process runs its targ
   assertEquals(child.exitCode, 0, String(child.error));
   assertEquals(child.result, 5);
   assert(!spares.includes(child.pid!), "a dead spare was handed out");
+});
+
+test("Every kind of worker leaves nothing in the temporary folder", async () => {
+  const temp = mkdtempSync(join(tmpdir(), "multiproc-temp-"));
+  try {
+    // Both runtimes, and so the library and its children, make temporary files under TMPDIR.
+    const out = await runFixture("temp_probe", [], {
+      env: { TMPDIR: temp, TMP: temp, TEMP: temp },
+      timeoutMs: 60_000,
+    });
+    assertEquals(out.code, 0, out.stderrText);
+    assertEquals(/RESULTS (.*)/.exec(out.stdoutText)?.[1], JSON.stringify(Array(14).fill(3)));
+    // Children die with the script; give their exits a moment.
+    await waitUntil(() => readdirSync(temp).length === 0, 2000);
+    assertEquals(readdirSync(temp), []);
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+});
+
+test("A test file whose module makes a scratch folder leaves none behind, spares included", async () => {
+  const temp = mkdtempSync(join(tmpdir(), "multiproc-temp-"));
+  try {
+    // The permissions tests make their files when their module loads, and every forkserver spare
+    // imports that module (the main one) too.
+    const file = fileURLToPath(new URL(`./permissions_test${moduleExtension}`, import.meta.url));
+    const name = "Process permissions grant the listed paths and nothing else under forkserver";
+    const args = runtime === "deno"
+      ? ["test", "-A", "--quiet", file, "--filter", name]
+      : ["--test", "--test-force-exit", `--test-name-pattern=${name}`, file];
+    const run = spawnSync(process.execPath, args, {
+      env: { ...process.env, TMPDIR: temp, TMP: temp, TEMP: temp },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    assertEquals(run.status, 0, run.stdout + run.stderr);
+    assertStringIncludes(run.stdout, "permissions grant the listed paths");
+    await waitUntil(() => readdirSync(temp).length === 0, 2000);
+    assertEquals(readdirSync(temp), []);
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
 });

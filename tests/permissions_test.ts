@@ -16,17 +16,27 @@ import {
 } from "../mod.ts";
 import { runtime } from "./_runtime.deno.ts";
 import { runFixture } from "./_helpers.ts";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { add, exhaustHeap, readLength, targetsUrl } from "./fixtures/targets.ts";
+import process from "node:process";
+import { add, environmentOf, exhaustHeap, readLength, targetsUrl } from "./fixtures/targets.ts";
 
-// Two files outside the project, which a child may read only when granted.
-const scratch = mkdtempSync(join(tmpdir(), "multiproc-permissions-"));
+// Two files outside the project, which a child may read only when granted. Children import this
+// module too (it is the main module of the run) and must not make files of their own; the folder
+// goes when the run ends.
+const inChild = (globalThis as Record<symbol, unknown>)[Symbol.for("multiproc.child")] === true;
+const scratch = inChild ? "" : mkdtempSync(join(tmpdir(), "multiproc-permissions-"));
 const outside = join(scratch, "refused.txt");
 const inside = join(scratch, "granted.txt");
-writeFileSync(outside, "not for the child");
-writeFileSync(inside, "for the child");
+if (!inChild) {
+  writeFileSync(outside, "not for the child");
+  writeFileSync(inside, "for the child");
+  // Deno's test runner ends without Node's exit event; Node has no unload event.
+  const removeScratch = () => rmSync(scratch, { recursive: true, force: true });
+  process.on("exit", removeScratch);
+  globalThis.addEventListener?.("unload", removeScratch);
+}
 
 function deniedRead(error: Error | undefined): boolean {
   // Deno's NotCapable, or Node's permission model error.
@@ -116,6 +126,55 @@ for (const method of ["spawn", "forkserver"] as const) {
     assert(deniedRead(refused.error), `expected a permission error, got ${refused.error}`);
   });
 }
+
+for (const method of ["spawn", "forkserver"] as const) {
+  const suffix = method === "spawn" ? "" : " under forkserver";
+  Deno.test({
+    name: `Process and Pool 'env' is all of the environment that a child sees${suffix}`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      process.env.MULTIPROC_SECRET = "not for children";
+      try {
+        const names = ["MULTIPROC_GIVEN", "MULTIPROC_SECRET", "HOME", "PATH"];
+        const env = { MULTIPROC_GIVEN: "given", PATH: "/usr/bin:/bin" };
+        const child = new (getContext(method).Process)({
+          target: environmentOf,
+          args: [names],
+          module: targetsUrl,
+          env,
+        });
+        child.start();
+        await child.join();
+        assertEquals(child.exitCode, 0, String(child.error));
+        await using pool = new Pool({ size: 1, startMethod: method, module: targetsUrl, env });
+        for (const seen of [child.result, await pool.apply(environmentOf, [names])]) {
+          const { read, program } = seen as { read: (string | null)[]; program: string[] };
+          assertEquals(read, ["given", null, null, "/usr/bin:/bin"]);
+          assert(program.includes("MULTIPROC_GIVEN"), program.join(" "));
+          // A program that the child runs does not see the parent's variables either.
+          assert(!program.includes("MULTIPROC_SECRET"), program.join(" "));
+        }
+      } finally {
+        delete process.env.MULTIPROC_SECRET;
+      }
+    },
+  });
+}
+
+Deno.test("Process and Pool refuse an 'env' that no environment can hold", () => {
+  for (
+    const [env, message] of [
+      [["A=1"], "'env' must be a plain object"],
+      [{ "A=B": "1" }, "names must be non-empty, without '='"],
+      [{ A: 1 }, "'env.A' must be a string"],
+      [{ A: "a\0b" }, "'env.A' must be a string without NUL"],
+    ] as const
+  ) {
+    assertThrows(() => new Process({ target: add, env: env as never }), TypeError, message);
+    assertThrows(() => new Pool({ size: 1, env: env as never }), TypeError, message);
+  }
+});
 
 Deno.test({
   name: "Process with permissions 'none' cannot read the environment on Deno",

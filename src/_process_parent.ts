@@ -1,6 +1,7 @@
 /**
- * Starting a child process that runs the child entry, and making sure it never outlives the
- * parent. Both runtimes run this code, with the command line from the platform seam.
+ * The parent's side of a child process: starting one that runs the child entry, and making sure it
+ * never outlives the parent. Both runtimes run this code, with the command line from the platform
+ * seam.
  *
  * @module
  */
@@ -132,6 +133,7 @@ export function spawnChildProcess(
   const runtime = childProcessCommand(options.command);
   const [command, ...args] = [...parentDeathWords(), runtime.command, ...runtime.args];
   const child = spawn(command, args, {
+    env: runtime.env,
     stdio: ["ignore", "inherit", options.keepStderrTail ? "pipe" : "inherit", "ipc"],
     serialization: "advanced",
     windowsHide: true,
