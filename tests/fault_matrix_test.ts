@@ -258,8 +258,11 @@ test("A test file whose module makes a scratch folder leaves none behind, spares
     const args = runtime === "deno"
       ? ["test", "-A", "--quiet", file, "--filter", name]
       : ["--test", "--test-force-exit", `--test-name-pattern=${name}`, file];
+    // Node's test runner would report to the running one instead of printing, were it told that
+    // it runs inside one.
+    const { NODE_TEST_CONTEXT: _, ...env } = process.env;
     const run = spawnSync(process.execPath, args, {
-      env: { ...process.env, TMPDIR: temp, TMP: temp, TEMP: temp },
+      env: { ...env, TMPDIR: temp, TMP: temp, TEMP: temp },
       encoding: "utf8",
       timeout: 120_000,
     });
