@@ -12,7 +12,13 @@
  * @module
  */
 import { whenChildExits } from "./_broker.ts";
-import { checkBoolean, checkInteger, checkOptions, describeValue } from "./_checks.ts";
+import {
+  checkBoolean,
+  checkInteger,
+  checkOptions,
+  checkTimeoutMs,
+  describeValue,
+} from "./_checks.ts";
 import { handleOf, rejecting, Shared, type SharedKind } from "./_shared.ts";
 import { EOFError, ShutDown } from "./errors.ts";
 import { pollQueue, shutdownQueue, SimpleQueue } from "./queue.ts";
@@ -212,9 +218,13 @@ export class Connection<T = unknown> {
    * @param timeoutMs How long to wait for one; 0 (the default) to check at once.
    * @returns True when `recv()` would not wait.
    * @throws {Error} (as a rejection) When this end is closed or only sends.
+   * @throws {RangeError} (as a rejection) When `timeoutMs` is negative.
    */
   poll(timeoutMs = 0): Promise<boolean> {
-    return rejecting(() => pollQueue(queueOf(this, "incoming"), timeoutMs));
+    return rejecting(() => {
+      checkTimeoutMs(timeoutMs, "Connection.poll()");
+      return pollQueue(queueOf(this, "incoming"), timeoutMs);
+    });
   }
 
   /**

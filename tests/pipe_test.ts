@@ -74,6 +74,7 @@ Deno.test("Connection.recv() raises EOFError at once when the other end was clos
   await assertRejects(() => a.recv({ timeoutMs: 10_000 }), EOFError);
   assert(performance.now() - started < 5000, "recv() waited instead of raising");
   assert(await a.poll(), "poll() says that recv() would not wait");
+  await assertRejects(() => a.poll(-1), RangeError, "'timeoutMs'");
 });
 
 for (const Kind of [Thread, Process]) {
