@@ -37,6 +37,8 @@ import {
   UsageError,
 } from "./_options.ts";
 import { demoModuleUrl, doSomething } from "./_demo.ts";
+import { checkWorkerSettings, runWorker, workerOptions } from "./_worker.ts";
+import { cpuCount } from "../src/cpu_count.ts";
 import { checkStartMethod, mainModuleUrl } from "./_internals.ts";
 import { getAllStartMethods, type StartMethod } from "../src/context.ts";
 import { Process } from "../src/process.ts";
@@ -93,6 +95,7 @@ const reportOptions: OptionSpec[] = [
 function usage(): string {
   const commands = [
     ["demo", "Run the notebook's demo: threads, then processes"],
+    ["worker", "Serve a DistributedPool's queue on Redis (a worker node)"],
     ...benchCommands.map((bench) => [`bench ${bench.name}`, bench.summary]),
   ];
   return [
@@ -103,6 +106,9 @@ function usage(): string {
     "",
     "Options for demo:",
     ...formatOptions(demoOptions),
+    "",
+    "Options for worker:",
+    ...formatOptions(workerOptions),
     ...benchCommands.flatMap((bench) => [
       "",
       `Options for bench ${bench.name}:`,
@@ -122,9 +128,10 @@ type Invocation =
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "demo"; settings: Settings }
+  | { kind: "worker"; settings: Settings }
   | { kind: "bench"; bench: BenchCommand; settings: Settings };
 
-const commandNames = `'demo' or 'bench'`;
+const commandNames = `'demo', 'worker' or 'bench'`;
 const benchNames = benchCommands.map((bench) => `'${bench.name}'`).join(" or ");
 
 /** Reads the command line; `help` and `version` win wherever they stand. */
@@ -142,6 +149,15 @@ function parseCommandLine(args: string[]): Invocation {
       throw new UsageError(`Unexpected argument '${parsed.positional[0]}'`);
     }
     return { kind: "demo", settings: parsed.settings };
+  }
+  if (command === "worker") {
+    const parsed = parseOptions(rest, workerOptions);
+    if (parsed.kind !== "run") return parsed;
+    if (parsed.positional.length > 0) {
+      throw new UsageError(`Unexpected argument '${parsed.positional[0]}'`);
+    }
+    checkWorkerSettings(parsed.settings);
+    return { kind: "worker", settings: parsed.settings };
   }
   if (command === "bench") {
     const [name, ...benchArgs] = rest;
@@ -260,6 +276,9 @@ export async function main(args: string[]): Promise<number> {
         break;
       case "bench":
         await bench(invocation.bench, invocation.settings);
+        break;
+      case "worker":
+        await runWorker(invocation.settings, cpuCount());
         break;
     }
     return 0;

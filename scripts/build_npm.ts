@@ -25,12 +25,13 @@ const denoJson = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
 export const config: BuildOptions = {
   entryPoints: [
     "./mod.ts",
+    { name: "./distributed", path: "./distributed.ts" },
     { name: "./cli", path: "./cli/main.ts" },
     { kind: "bin", name: "multiproc", path: "./cli/main.ts" },
   ],
   // Workers and child processes start from URLs rather than imports, so every module of the library
   // and of the command line is compiled, not only those that the entry points reach.
-  include: ["./mod.ts", "./src/", "./cli/"],
+  include: ["./mod.ts", "./distributed.ts", "./src/", "./cli/"],
   outDir: "./npm",
   importMap: "./deno.json",
   compilerOptions: {
@@ -52,6 +53,9 @@ export const config: BuildOptions = {
     peerDependencies: { echarts: "^6.1.0" },
     peerDependenciesMeta: { echarts: { optional: true } },
   },
+  // Imported by `multiproc/distributed` (and `multiproc worker`) alone: users of the local pools do
+  // not install them. Their versions come from the `npm:` specifiers.
+  optionalPeers: ["bullmq", "ioredis"],
   // The npm package's README shows Node usage; the repository's README is Deno first.
   copyFiles: [{ from: "docs/npm_readme.md", to: "README.md" }, "LICENSE"],
   test: {
@@ -78,6 +82,8 @@ export interface BuildOptions {
   compilerOptions: { target: string; lib: string[]; nodeTypes: string };
   /** Fields of the generated package.json; exports, bin and dependencies are added. */
   package: { name: string; version: string; [field: string]: unknown };
+  /** npm packages that the library imports but that become optional peer dependencies. */
+  optionalPeers?: string[];
   /** Files copied into the package: a path keeps its name, `{ from, to }` renames it. */
   copyFiles: Array<string | { from: string; to: string }>;
   /** The tests that also run on Node, and the module that provides `Deno.test` there. */
@@ -158,15 +164,28 @@ export async function build(options: BuildOptions, test = false): Promise<string
     await Deno.writeTextFile(join(outDir, require), requireEntry(specifier, js));
   }
   for (const js of Object.values(bin)) await makeExecutable(join(outDir, js));
+  const dependencies = { ...prepared.dependencies };
+  const peerDependencies = { ...(options.package.peerDependencies as Record<string, string>) };
+  const peerDependenciesMeta = {
+    ...(options.package.peerDependenciesMeta as Record<string, { optional: boolean }>),
+  };
+  for (const name of options.optionalPeers ?? []) {
+    if (!(name in dependencies)) continue;
+    peerDependencies[name] = dependencies[name];
+    peerDependenciesMeta[name] = { optional: true };
+    delete dependencies[name];
+  }
   const packageJson = {
     ...options.package,
+    peerDependencies: sortKeys(peerDependencies),
+    peerDependenciesMeta,
     type: "module",
     main: exports["."]?.import,
     types: exports["."]?.types,
     exports,
     ...(Object.keys(bin).length ? { bin } : {}),
     files: ["esm/"],
-    dependencies: sortKeys(prepared.dependencies),
+    dependencies: sortKeys(dependencies),
   };
   await Deno.writeTextFile(
     join(outDir, "package.json"),

@@ -274,6 +274,13 @@ export async function checkConsumer(keep = false): Promise<void> {
       throw new Error(`npm install multiproc takes ${installedMb.toFixed(1)} MB`);
     }
 
+    // The distributed pool's packages are optional peers: a user of the local pools gets neither.
+    for (const name of ["bullmq", "ioredis"]) {
+      if (await Deno.stat(join(app, "node_modules", name)).then(() => true, () => false)) {
+        throw new Error(`Installing the package also installed '${name}': it must stay optional`);
+      }
+    }
+
     if (!manifest.bin?.multiproc) throw new Error("npm/package.json has no `multiproc` bin");
     console.log("$ npx multiproc demo");
     // --no: never fetch some other package of that name from the registry.

@@ -1,0 +1,116 @@
+/**
+ * `multiproc worker`: a worker node of `DistributedPool`s. It serves one BullMQ queue on Redis and
+ * runs the tasks in a local pool of processes (or threads) until SIGTERM or SIGINT, which drain
+ * it: it takes no new jobs, finishes those it holds, and exits.
+ *
+ * @module
+ */
+import process from "node:process";
+import { integerOption, type OptionSpec, type Settings, UsageError } from "./_options.ts";
+
+/** The options of `multiproc worker`. */
+export const workerOptions: OptionSpec[] = [
+  {
+    name: "connection",
+    placeholder: "URL",
+    description: "Redis: a redis:// or rediss:// URL, or the path of a Unix socket (required)",
+  },
+  {
+    name: "queue",
+    placeholder: "NAME",
+    description: "The queue to serve, as the pools' 'queue'",
+    default: "multiproc",
+  },
+  {
+    name: "root",
+    placeholder: "DIR",
+    description: "The directory that task modules are named relative to",
+    default: ".",
+  },
+  {
+    name: "processes",
+    placeholder: "N",
+    description: "Run tasks in a Pool of N processes (default: the number of CPUs)",
+    parse: integerOption("processes", { min: 1, max: 1024 }),
+  },
+  {
+    name: "threads",
+    placeholder: "N",
+    description: "Run tasks in a ThreadPool of N threads instead",
+    parse: integerOption("threads", { min: 1, max: 1024 }),
+  },
+  {
+    name: "allow-source",
+    description: "Also run self-contained functions sent as source text",
+  },
+  {
+    name: "lease-ms",
+    placeholder: "MS",
+    description: "A job's lock without renewal: a node silent this long is taken for lost",
+    default: "30000",
+    parse: integerOption("lease-ms", { min: 100, max: 86_400_000 }),
+  },
+  {
+    name: "check-ms",
+    placeholder: "MS",
+    description: "How often to look for jobs whose node was lost",
+    default: "30000",
+    parse: integerOption("check-ms", { min: 50, max: 86_400_000 }),
+  },
+];
+
+/**
+ * Checks the settings of `multiproc worker`.
+ *
+ * @throws {UsageError} When `--connection` is missing, or both `--processes` and `--threads` are
+ * given.
+ */
+export function checkWorkerSettings(settings: Settings): void {
+  if (typeof settings.connection !== "string" || settings.connection === "") {
+    throw new UsageError(
+      "'multiproc worker' needs '--connection': a Redis URL or the path of a Unix socket",
+    );
+  }
+  if (settings.processes !== undefined && settings.threads !== undefined) {
+    throw new UsageError("Pass either '--processes' or '--threads', not both");
+  }
+}
+
+/**
+ * Runs a node until SIGTERM or SIGINT, then drains it.
+ *
+ * @param settings The parsed options.
+ * @param cpus The default number of processes.
+ */
+export async function runWorker(settings: Settings, cpus: number): Promise<void> {
+  // Loaded here, so that the other commands never load bullmq and ioredis.
+  const { startWorkerNode } = await import("../src/distributed/_node_main.ts");
+  const threads = settings.threads as number | undefined;
+  const node = await startWorkerNode({
+    connection: settings.connection as string,
+    queue: settings.queue as string,
+    root: settings.root as string,
+    threads,
+    processes: threads === undefined
+      ? (settings.processes as number | undefined) ?? cpus
+      : undefined,
+    allowSource: settings["allow-source"] === true,
+    leaseMs: settings["lease-ms"] as number,
+    checkMs: settings["check-ms"] as number,
+    log: (line) => console.error(`multiproc worker: ${line}`),
+  });
+  const kind = threads === undefined ? "processes" : "threads";
+  console.log(
+    `multiproc worker: serving queue '${settings.queue}' with ${node.size} ${kind} (pid ${process.pid})`,
+  );
+  let onSignal!: (signal: string) => void;
+  const received = new Promise<string>((resolve) => onSignal = resolve);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  const signal = await received;
+  console.log(`multiproc worker: ${signal}: draining`);
+  await node.drain();
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+  console.log("multiproc worker: drained");
+}
