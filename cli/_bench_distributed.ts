@@ -117,7 +117,7 @@ async function run(settings: Settings, progress: Progress): Promise<BenchResult>
       ]);
       children.push(redis);
       await redis.waitFor(
-        "Ready to accept connections",
+        /ready to accept connections/i,
         "redis-server (apt-get install redis-server)",
       );
     }
