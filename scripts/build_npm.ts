@@ -226,6 +226,14 @@ try {
 }
 
 /**
+ * What the compiled tests need to start a Deno program from the sources, for the tests that pair
+ * runtimes (a Node client with a Deno worker node).
+ */
+function crossRuntimeEnv(): Record<string, string> {
+  return { MULTIPROC_TEST_DENO: Deno.execPath(), MULTIPROC_TEST_SOURCE_ROOT: root };
+}
+
+/**
  * Runs the compiled `*_test.js` files under `node --test`. Each file gets its own process.
  *
  * @throws {Error} When a test fails.
@@ -238,7 +246,11 @@ export async function testOnNode(buildDir: string, testDirs: string[]): Promise<
   const started = performance.now();
   // Node 20 takes every .js file under a `test` directory for a test: pass the files explicitly.
   // The working directory mirrors the repository, so relative paths in tests still hold.
-  await run("node", [...flags, ...files], { cwd: buildDir, timeoutMs: 20 * 60_000 });
+  await run("node", [...flags, ...files], {
+    cwd: buildDir,
+    timeoutMs: 20 * 60_000,
+    env: crossRuntimeEnv(),
+  });
   console.log(`Node tests passed in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
@@ -262,6 +274,7 @@ export async function testOnBun(buildDir: string, testDirs: string[]): Promise<v
       await run(bun, ["test", "--timeout=60000", `./${toPosix(file)}`], {
         cwd: buildDir,
         timeoutMs: 10 * 60_000,
+        env: crossRuntimeEnv(),
       });
     } catch (error) {
       console.error(`%cfailed%c: ${file}: ${errorMessage(error)}`, "color: red", "");

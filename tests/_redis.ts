@@ -99,13 +99,28 @@ export class WorkerNodeProcess {
   stdout = "";
   stderr = "";
 
-  constructor(args: string[]) {
-    const cli = fileURLToPath(
-      new URL(`../cli/main.${runtime === "deno" ? "ts" : "js"}`, import.meta.url),
-    );
-    const [command, base] = runtime === "deno"
-      ? [process.execPath, ["run", "--quiet", "-A", cli]]
-      : [process.execPath, [cli]];
+  /**
+   * @param args The node's options.
+   * @param onDeno Run the node on Deno from the sources even when the tests run on Node or Bun, to
+   * pair runtimes; the build script says where Deno and the sources are.
+   */
+  constructor(args: string[], onDeno = false) {
+    let command: string;
+    let base: string[];
+    if (runtime === "deno" || onDeno) {
+      const deno = runtime === "deno" ? process.execPath : process.env.MULTIPROC_TEST_DENO;
+      const sources = runtime === "deno" ? repoRoot : process.env.MULTIPROC_TEST_SOURCE_ROOT;
+      if (!deno || !sources) {
+        throw new Error(
+          "A Deno worker node needs MULTIPROC_TEST_DENO and MULTIPROC_TEST_SOURCE_ROOT: run the tests through scripts/build_npm.ts --test",
+        );
+      }
+      command = deno;
+      base = ["run", "--quiet", "-A", join(sources, "cli", "main.ts")];
+    } else {
+      command = process.execPath;
+      base = [fileURLToPath(new URL("../cli/main.js", import.meta.url))];
+    }
     this.child = spawn(command, [...base, "worker", ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       cwd: repoRoot,
@@ -178,8 +193,8 @@ export interface Cluster {
   redis: RedisServer;
   queue: string;
   nodes: WorkerNodeProcess[];
-  /** Starts another node on the same queue. */
-  startNode(args?: string[]): Promise<WorkerNodeProcess>;
+  /** Starts another node on the same queue; `onDeno` as for {@linkcode WorkerNodeProcess}. */
+  startNode(args?: string[], onDeno?: boolean): Promise<WorkerNodeProcess>;
 }
 
 /**
@@ -192,7 +207,7 @@ export async function withCluster(
   const redis = new RedisServer();
   const queue = options.queue ?? `q${process.pid}-${++queueCount}`;
   const nodes: WorkerNodeProcess[] = [];
-  const startNode = async (args = options.nodeArgs ?? []) => {
+  const startNode = async (args = options.nodeArgs ?? [], onDeno = false) => {
     const node = new WorkerNodeProcess([
       "--connection",
       redis.socket,
@@ -201,7 +216,7 @@ export async function withCluster(
       "--root",
       repoRoot,
       ...args,
-    ]);
+    ], onDeno);
     nodes.push(node);
     await node.ready();
     return node;

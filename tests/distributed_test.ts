@@ -17,6 +17,7 @@ import { asCompleted, Queue, wait } from "../mod.ts";
 import { add, delayed, echo, fail } from "./fixtures/distributed_targets.ts";
 import { fixturePath } from "./_helpers.ts";
 import { repoRoot, withCluster } from "./_redis.ts";
+import { runtime } from "./_runtime.deno.ts";
 
 const module = fixturePath("distributed_targets");
 const test = (name: string, fn: () => void | Promise<void>) =>
@@ -34,38 +35,62 @@ test("DistributedPool.apply() runs an exported target on a node and keeps the re
   });
 });
 
+/** A value with what structured clone keeps, and a check that it came back whole. */
+function richValue() {
+  const cyclic: Record<string, unknown> = { name: "loop" };
+  cyclic.self = cyclic;
+  return {
+    date: new Date(86_400_000),
+    map: new Map<unknown, unknown>([[1, "one"], ["set", new Set([1n, 2n])]]),
+    big: 12345678901234567890n,
+    bytes: new Uint8Array([1, 2, 255]),
+    floats: new Float64Array([0.5, -0]),
+    special: [NaN, -0, Infinity, undefined, null],
+    regexp: /a+b/gi,
+    error: new TypeError("inner", { cause: new RangeError("deeper") }),
+    cyclic,
+  };
+}
+
+function assertRich(back: ReturnType<typeof richValue>): void {
+  assertInstanceOf(back.date, Date);
+  assertEquals(back.date.getTime(), 86_400_000);
+  assertEquals(back.map.get(1), "one");
+  assertInstanceOf(back.map.get("set"), Set);
+  assertEquals([...back.map.get("set") as Set<bigint>], [1n, 2n]);
+  assertEquals(back.big, 12345678901234567890n);
+  assertEquals(back.bytes, new Uint8Array([1, 2, 255]));
+  assertInstanceOf(back.floats, Float64Array);
+  assert(Object.is(back.floats[1], -0));
+  assert(Number.isNaN(back.special[0]) && Object.is(back.special[1], -0));
+  assertEquals(back.special.slice(2), [Infinity, undefined, null]);
+  assertEquals(String(back.regexp), "/a+b/gi");
+  assertInstanceOf(back.error, TypeError);
+  assertInstanceOf(back.error.cause, RangeError);
+  assertEquals((back.error.cause as Error).message, "deeper");
+  assert(back.cyclic.self === back.cyclic);
+}
+
+if (runtime !== "deno") {
+  test(`DistributedPool: a ${runtime} client and a Deno worker node work together`, async () => {
+    await withCluster({ nodes: 0 }, async (cluster) => {
+      await cluster.startNode(["--processes", "1"], true);
+      await using pool = new DistributedPool({
+        connection: cluster.redis.socket,
+        queue: cluster.queue,
+        root: repoRoot,
+      });
+      assertRich(await pool.apply(echo, [richValue()], { module }));
+      const error = await assertRejects(() => pool.apply(fail, ["across"], { module }), RangeError);
+      assertEquals((error.cause as Error).message, "inner cause");
+    });
+  });
+}
+
 test("DistributedPool keeps what structured clone keeps, across runtimes' encodings", async () => {
   await withCluster({}, async ({ redis, queue }) => {
     await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
-    const cyclic: Record<string, unknown> = { name: "loop" };
-    cyclic.self = cyclic;
-    const value = {
-      date: new Date(86_400_000),
-      map: new Map<unknown, unknown>([[1, "one"], ["set", new Set([1n, 2n])]]),
-      big: 12345678901234567890n,
-      bytes: new Uint8Array([1, 2, 255]),
-      floats: new Float64Array([0.5, -0]),
-      special: [NaN, -0, Infinity, undefined, null],
-      regexp: /a+b/gi,
-      error: new TypeError("inner", { cause: new RangeError("deeper") }),
-      cyclic,
-    };
-    const back = await pool.apply(echo, [value], { module });
-    assertInstanceOf(back.date, Date);
-    assertEquals(back.date.getTime(), 86_400_000);
-    assertEquals(back.map.get(1), "one");
-    assertEquals(back.map.get("set"), new Set([1n, 2n]));
-    assertEquals(back.big, 12345678901234567890n);
-    assertEquals(back.bytes, new Uint8Array([1, 2, 255]));
-    assertInstanceOf(back.floats, Float64Array);
-    assert(Object.is(back.floats[1], -0));
-    assert(Number.isNaN(back.special[0]) && Object.is(back.special[1], -0));
-    assertEquals(back.special.slice(2), [Infinity, undefined, null]);
-    assertEquals(String(back.regexp), "/a+b/gi");
-    assertInstanceOf(back.error, TypeError);
-    assertInstanceOf(back.error.cause, RangeError);
-    assertEquals((back.error.cause as Error).message, "deeper");
-    assert(back.cyclic.self === back.cyclic);
+    assertRich(await pool.apply(echo, [richValue()], { module }));
   });
 });
 
