@@ -293,7 +293,7 @@ async function run(settings: Settings, progress: Progress): Promise<BenchResult>
 /** The `distributed` benchmark: DistributedPool against bare BullMQ, with its goals. */
 export const distributedBench: BenchCommand = {
   name: "distributed",
-  summary: "DistributedPool on Redis against bare BullMQ, and recovery from a killed node",
+  summary: "DistributedPool against bare BullMQ on Redis; recovery of a killed node",
   options: [
     {
       name: "connection",

@@ -13,7 +13,7 @@ export const workerOptions: OptionSpec[] = [
   {
     name: "connection",
     placeholder: "URL",
-    description: "Redis: a redis:// or rediss:// URL, or the path of a Unix socket (required)",
+    description: "Redis: a redis:// or rediss:// URL, or a Unix socket's path (required)",
   },
   {
     name: "queue",
@@ -46,16 +46,16 @@ export const workerOptions: OptionSpec[] = [
   {
     name: "lease-ms",
     placeholder: "MS",
-    description: "A job's lock without renewal: a node silent this long is taken for lost",
+    description: "How long a silent node keeps its jobs before they are lost",
     default: "30000",
-    parse: integerOption("lease-ms", { min: 100, max: 86_400_000 }),
+    parse: integerOption("lease-ms", { min: 1, max: 86_400_000 }),
   },
   {
     name: "check-ms",
     placeholder: "MS",
     description: "How often to look for jobs whose node was lost",
     default: "30000",
-    parse: integerOption("check-ms", { min: 50, max: 86_400_000 }),
+    parse: integerOption("check-ms", { min: 1, max: 86_400_000 }),
   },
 ];
 

@@ -54,7 +54,7 @@ Deno.test("multiproc demo --start-method forkserver prints the same lines", asyn
 
 Deno.test("multiproc refuses bad commands, options and values with exit 2 and the usage", async () => {
   const cases: Array<[string[], string]> = [
-    [[], "Missing command: expected 'demo' or 'bench'"],
+    [[], "Missing command: expected 'demo', 'worker' or 'bench'"],
     [["launch"], "Unknown command 'launch'"],
     [["demo", "--bogus"], "Unknown option '--bogus'"],
     [["demo", "extra"], "Unexpected argument 'extra'"],
@@ -69,6 +69,12 @@ Deno.test("multiproc refuses bad commands, options and values with exit 2 and th
     [["bench", "gil", "--svg"], "'--svg' needs a file name"],
     [["bench", "gil", "--threads", "2"], "Unknown option '--threads'"],
     [["bench", "start", "--counts", "1,x"], "'--counts' must be a comma-separated list"],
+    [["worker"], "'multiproc worker' needs '--connection'"],
+    [
+      ["worker", "--connection", "/r.sock", "--threads", "1", "--processes", "1"],
+      "Pass either '--processes' or '--threads'",
+    ],
+    [["worker", "--connection", "/r.sock", "--lease-ms", "0"], "'--lease-ms' must be a positive"],
   ];
   const outputs = await Promise.all(cases.map(([args]) => runCli(args)));
   for (const [i, [args, message]] of cases.entries()) {
@@ -105,6 +111,8 @@ Deno.test("multiproc --help prints the usage of every command to stdout", async 
       "  demo ",
       "  bench gil ",
       "  bench start ",
+      "  worker ",
+      "--allow-source",
       "--start-method NAME",
       "spawn or forkserver",
       "--tasks N",
