@@ -307,24 +307,27 @@ Deno.test("Barrier that times out is broken for every party", async () => {
   assertThrows(() => new Barrier(0), RangeError, "'parties'");
 });
 
-Deno.test("A shared object received by a child process can be passed on to its own thread and process, as Python's manager proxies can", async () => {
-  const lock = new Lock();
-  const total = new Value("i32", 0, { lock });
-  const q = new Queue<string>();
-  const child = new Process({ target: passOn, args: [lock, total, q], module: sharedTargetsUrl });
-  child.start();
-  await child.join();
-  assertEquals(child.error, undefined, String(child.error?.stack));
-  assertEquals(child.result, "done");
-  assertEquals(total.value, 3, "the child, its thread and its process each added under the lock");
-  const tags = [
-    await q.get({ timeoutMs: 5000 }),
-    await q.get({ timeoutMs: 5000 }),
-    await q.get({ timeoutMs: 5000 }),
-  ];
-  assertEquals(tags.sort(), ["child", "process", "thread"]);
-  assert(!lock.locked());
-});
+for (const Kind of [Process, Thread]) {
+  const kind = Kind === Thread ? "thread" : "process";
+  Deno.test(`A shared object received by a child ${kind} can be passed on to its own thread and process, as Python's manager proxies can`, async () => {
+    const lock = new Lock();
+    const total = new Value("i32", 0, { lock });
+    const q = new Queue<string>();
+    const child = new Kind({ target: passOn, args: [lock, total, q], module: sharedTargetsUrl });
+    child.start();
+    await child.join();
+    assertEquals(child.error, undefined, String(child.error?.stack));
+    assertEquals(child.result, "done");
+    assertEquals(total.value, 3, "the child, its thread and its process each added under the lock");
+    const tags = [
+      await q.get({ timeoutMs: 5000 }),
+      await q.get({ timeoutMs: 5000 }),
+      await q.get({ timeoutMs: 5000 }),
+    ];
+    assertEquals(tags.sort(), ["child", "process", "thread"]);
+    assert(!lock.locked());
+  });
+}
 
 Deno.test("Barrier.waitSync() and Condition.waitSync() block worker threads, not the main one", async () => {
   const barrier = new Barrier(3);
