@@ -223,7 +223,6 @@ export abstract class BasePool {
    * or `idleTimeoutMs` is negative.
    */
   constructor(kind: "ThreadPool" | "Pool", options: PoolOptions | undefined) {
-    checkNotImportingMain(`a ${kind}`);
     const o: PoolOptions = checkOptions(
       options,
       kind,
@@ -299,6 +298,9 @@ export abstract class BasePool {
   }
 
   #task(fn: unknown, args: unknown, options: TaskOptions | undefined, what: string): Task {
+    // A pool may be made anywhere; running a task while a child imports the main module would
+    // be the main module's code run again.
+    checkNotImportingMain(`a task on ${this.#kind} '${this.name}'`);
     const refusal = this.#engine.refusal();
     if (refusal) throw refusal;
     let module = this.#module;
@@ -394,6 +396,7 @@ export abstract class BasePool {
     buffersize: number;
     timeoutMs?: number;
   } {
+    checkNotImportingMain(`a task on ${this.#kind} '${this.name}'`);
     const refusal = this.#engine.refusal();
     if (refusal) throw refusal;
     checkOptions(

@@ -65,7 +65,18 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
       for (const line of lines) {
         assertStringIncludes(line, "if (import.meta.main)");
         assertStringIncludes(line, "importing the main module");
+        // The pools made at the top of the module were no error: the Process after them was.
+        assertStringIncludes(line, "Cannot start a Process");
       }
     },
   });
 }
+
+Deno.test("A pool task submitted by an unguarded main module, run again in a worker, fails naming the guard", async () => {
+  const out = await runFixture("unguarded_pool_main", [], { timeoutMs: 60_000 });
+  // The parent's task rejected with the worker's refusal, which the script left uncaught.
+  assert(out.code !== 0, `exit code ${out.code}`);
+  assertEquals(out.stdoutText, "", "the task ran, or the main code ran again in the worker");
+  assertStringIncludes(out.stderrText, "Cannot start a task on ThreadPool");
+  assertStringIncludes(out.stderrText, "if (import.meta.main)");
+});
