@@ -66,6 +66,9 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
       assertEquals(seen.pid, seen.runtimePid);
       assertEquals([seen.daemon, seen.alive, seen.exitCode], [false, true, null]);
       assertEquals(seen.parent, { name: "MainProcess", pid: process.pid, alive: true });
+      // No start method is set here (this file sets one only in its last test): the child reports
+      // the one it was started with.
+      assertEquals(seen.startMethod, method);
     },
   });
 }
