@@ -42,7 +42,7 @@ link.onMessage((message) => {
       // A one-shot run is a worker with one task.
       loop = new TaskLoop(link, { batchResults: false, once: { header: typed.header } }, preloaded);
       loop.addTarget({ id: 1, target: typed.target });
-      loop.addTasks([1, 1, TaskMode.Apply, typed.args]);
+      loop.addTasks([1, 1, TaskMode.Apply, typed.args, -1]);
       break;
     case "pool":
       loop = new TaskLoop(link, typed, preloaded);
@@ -54,7 +54,7 @@ link.onMessage((message) => {
       loop?.addTasks(typed.tasks);
       break;
     case "skip":
-      loop?.skip(typed.ids);
+      loop?.skip(typed.ids, typed.reply);
       break;
   }
 });

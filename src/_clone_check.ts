@@ -24,17 +24,30 @@ export function isCloneable(value: unknown): boolean {
  * Finds the first argument that structured clone would refuse, without cloning anything: a walk
  * over the values that stops at leaves such as typed arrays, so a large buffer costs nothing.
  *
+ * @param args The values, each checked with what it holds.
+ * @param options `transferred`: objects that move rather than copy (a `MessagePort`), not walked
+ * into; `sharedMemory: false` refuses `SharedArrayBuffer`s too, for a destination that cannot share
+ * memory (a child process).
  * @returns The argument's index and where inside it the culprit sits, or undefined when all clone.
  */
 export function findUncloneableArgument(
   args: readonly unknown[],
+  options: { transferred?: readonly object[]; sharedMemory?: boolean } = {},
 ): { index: number; path: string; culprit: unknown } | undefined {
-  const seen = new Set<object>();
+  const seen = new Set<object>(options.transferred);
+  const noShared = options.sharedMemory === false;
   for (let index = 0; index < args.length; index++) {
-    const found = findUncloneable(args[index], "", seen);
+    const found = findUncloneable(args[index], "", seen, noShared);
     if (found) return { index, ...found };
   }
   return undefined;
+}
+
+/** Whether `value` is a `SharedArrayBuffer` or a view over one. */
+export function isSharedMemory(value: unknown): boolean {
+  if (typeof SharedArrayBuffer === "undefined") return false;
+  if (value instanceof SharedArrayBuffer) return true;
+  return ArrayBuffer.isView(value) && value.buffer instanceof SharedArrayBuffer;
 }
 
 const refusedTypes = [WeakMap, WeakSet, WeakRef, Promise] as const;
@@ -43,10 +56,12 @@ function findUncloneable(
   value: unknown,
   path: string,
   seen: Set<object>,
+  noShared = false,
 ): { path: string; culprit: unknown } | undefined {
   if (typeof value === "function" || typeof value === "symbol") return { path, culprit: value };
   if (typeof value !== "object" || value === null || seen.has(value)) return undefined;
   seen.add(value);
+  if (noShared && isSharedMemory(value)) return { path, culprit: value };
   if (
     ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date ||
     value instanceof RegExp || value instanceof Error
@@ -54,15 +69,15 @@ function findUncloneable(
   if (refusedTypes.some((type) => value instanceof type)) return { path, culprit: value };
   if (value instanceof Map) {
     for (const [key, entry] of value) {
-      const found = findUncloneable(key, `${path}.keys()`, seen) ??
-        findUncloneable(entry, `${path}.get(${describeValue(key)})`, seen);
+      const found = findUncloneable(key, `${path}.keys()`, seen, noShared) ??
+        findUncloneable(entry, `${path}.get(${describeValue(key)})`, seen, noShared);
       if (found) return found;
     }
     return undefined;
   }
   if (value instanceof Set) {
     for (const entry of value) {
-      const found = findUncloneable(entry, `${path}.values()`, seen);
+      const found = findUncloneable(entry, `${path}.values()`, seen, noShared);
       if (found) return found;
     }
     return undefined;
@@ -74,13 +89,18 @@ function findUncloneable(
       if (typeof entry !== "object" && typeof entry !== "function" && typeof entry !== "symbol") {
         continue;
       }
-      const found = findUncloneable(entry, `${path}[${i}]`, seen);
+      const found = findUncloneable(entry, `${path}[${i}]`, seen, noShared);
       if (found) return found;
     }
     return undefined;
   }
   for (const key of Object.keys(value)) {
-    const found = findUncloneable((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+    const found = findUncloneable(
+      (value as Record<string, unknown>)[key],
+      `${path}.${key}`,
+      seen,
+      noShared,
+    );
     if (found) return found;
   }
   return undefined;

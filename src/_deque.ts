@@ -41,6 +41,16 @@ export class Deque<T> {
     return item;
   }
 
+  /** Removes and returns the back item. */
+  pop(): T | undefined {
+    if (this.#length === 0) return undefined;
+    const at = (this.#head + this.#length - 1) & (this.#items.length - 1);
+    const item = this.#items[at];
+    this.#items[at] = undefined;
+    this.#length--;
+    return item;
+  }
+
   /** The item at `index` from the front, without removing it. */
   at(index: number): T | undefined {
     if (index < 0 || index >= this.#length) return undefined;

@@ -61,12 +61,18 @@ export interface PoolStartMessage {
   initializer?: TargetSpec;
   initArgs: unknown[];
   /**
-   * A thread worker's slot (an `Int32Array` over shared memory) where it keeps the id of the task
-   * that it runs, so that the parent can tell which task a dying worker was running.
+   * A thread worker's claim words over shared memory, one per task sent ahead: the parent writes
+   * the task's id there, and the worker swaps it for minus the id as it starts the task, or skips
+   * the task when the parent has taken the word back first. So either side knows, without a
+   * message, whether a task has started; a task taken back never starts.
    */
-  runningSlot?: Int32Array;
+  claims?: Int32Array;
+  /** Beside `claims`: when each claimed task started, as `performance.timeOrigin + now()`. */
+  startTimes?: Float64Array;
   /** Whether results are sent in batches (threads) or one by one (processes). */
   batchResults: boolean;
+  /** How many tasks that await may run at once (`concurrentTasksPerWorker`); 1 by default. */
+  concurrency?: number;
 }
 
 /** Parent to pool worker: the target that tasks with this id run. Sent once per worker. */
@@ -88,7 +94,8 @@ export type TaskMode = typeof TaskMode[keyof typeof TaskMode];
 
 /**
  * Parent to pool worker: tasks to run in order, flattened as `[taskId, targetId, mode, payload,
- * …]` so that a batch costs one array.
+ * claim, …]` so that a batch costs one array; `claim` is the index of the task's claim word, or
+ * -1 for a worker without claims (a process).
  */
 export interface PoolTasksMessage {
   type: "tasks";
@@ -96,12 +103,14 @@ export interface PoolTasksMessage {
 }
 
 /**
- * Parent to pool worker: tasks that were sent ahead but are cancelled; the worker skips them and
- * reports nothing for them.
+ * Parent to pool worker: tasks that were sent ahead but are cancelled, or wanted elsewhere; the
+ * worker skips those that have not started. With `reply`, it answers with the ids that it will
+ * skip (a `skipped` message), so that the parent may give them to another worker.
  */
 export interface PoolSkipMessage {
   type: "skip";
   ids: number[];
+  reply?: boolean;
 }
 
 /** A process as a child knows its parent: its name and pid. */
@@ -156,6 +165,8 @@ export interface ExitMessage {
 export interface PoolDoneMessage {
   type: "done";
   results: unknown[];
+  /** A process worker: the task that it begins next, at once (see {@linkcode PoolBeganMessage}). */
+  began?: number;
 }
 
 /** Pool worker to parent: the pool's initializer threw; the worker exits. */
@@ -173,13 +184,32 @@ export interface PoolSkipFailedMessage {
   id: number;
 }
 
+/** Pool worker to parent: the ids of tasks that a `skip` with `reply` took back before they began. */
+export interface PoolSkippedMessage {
+  type: "skipped";
+  ids: number[];
+  /** The ids that the `skip` asked for; those not in `ids` had begun. */
+  asked: number[];
+}
+
+/**
+ * Process pool worker to parent: it begins the task `id`, sent before the task runs, so that the
+ * parent knows which of its tasks a dying worker had started (a thread shows it in its claims).
+ */
+export interface PoolBeganMessage {
+  type: "began";
+  id: number;
+}
+
 /** Every message that a child sends to its parent. */
 export type ChildMessage =
   | ExitMessage
   | ReadyMessage
   | PoolDoneMessage
   | PoolInitFailedMessage
-  | PoolSkipFailedMessage;
+  | PoolSkipFailedMessage
+  | PoolSkippedMessage
+  | PoolBeganMessage;
 
 /** An error as plain data. */
 export interface SerializedError {

@@ -7,19 +7,11 @@
  */
 import type { ChildMessage, SerializedError, TargetSpec, TransferList } from "./_protocol.ts";
 import { deserializeThrown } from "./_error_records.ts";
-import { findUncloneableArgument } from "./_clone_check.ts";
 import { describeTarget } from "./_target.ts";
-import {
-  checkArray,
-  checkBoolean,
-  checkString,
-  checkTimeoutMs,
-  describeValue,
-  longDelay,
-} from "./_checks.ts";
+import { checkArray, checkBoolean, checkString, checkTimeoutMs, longDelay } from "./_checks.ts";
 import { encodeArgs } from "./_revive.ts";
 import { isTransfer } from "./_transfer_marker.ts";
-import { ChildWorker, type WorkerKind } from "./_worker_parent.ts";
+import { checkSendable, ChildWorker, type WorkerKind } from "./_worker_parent.ts";
 
 /** Options shared by `Thread` and `Process`. */
 export interface RunnerOptions {
@@ -92,16 +84,7 @@ export class Runner {
       destination: this.kind.destination,
       ownerId: worker.ownerId,
     });
-    const bad = findUncloneableArgument(args);
-    if (bad) {
-      throw new TypeError(
-        `${title} argument ${bad.index}${
-          bad.path ? ` (at ${bad.path})` : ""
-        } cannot be sent to the ${this.kind.noun}: ${
-          describeValue(bad.culprit)
-        } is not cloneable; pass data that structured clone accepts`,
-      );
-    }
+    checkSendable(args, this.kind, `${title} argument`);
     this.#state = "started";
     try {
       worker.start(this.#daemon, {

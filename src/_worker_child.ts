@@ -28,15 +28,20 @@ type AnyFunction = (...args: unknown[]) => unknown;
 
 const FLUSH_AFTER_MS = 1;
 const FLUSH_AFTER_RESULTS = 1024;
+// Results of tasks shorter than this wait for others, to share a message; longer ones go at once.
+const BATCH_BELOW_MS = 0.05;
 
 /** How a worker's task loop runs. */
 export interface TaskLoopOptions {
   initializer?: TargetSpec;
   initArgs?: unknown[];
-  /** A thread's shared slot, where it keeps the id of the task that it runs (0 between tasks). */
-  runningSlot?: Int32Array;
+  /** A thread's claim words and start times (see `PoolStartMessage`). */
+  claims?: Int32Array;
+  startTimes?: Float64Array;
   /** Whether results are sent in batches (threads) or one by one (processes). */
   batchResults: boolean;
+  /** How many tasks that await may run at once. */
+  concurrency?: number;
   /**
    * For a one-shot `Thread` or `Process`: the line printed on stderr before the target's uncaught
    * error. After its one task the child ends, with code 0 or 1.
@@ -44,13 +49,28 @@ export interface TaskLoopOptions {
   once?: { header: string };
 }
 
+interface QueuedTask {
+  id: number;
+  targetId: number;
+  mode: TaskMode;
+  payload: unknown;
+  claim: number;
+}
+
+/** Lets the event loop read what has arrived (a `skip`) before the next task starts. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** A worker's task loop; the child entry hands it the parent's messages. */
 export class TaskLoop {
   #link: ParentLink;
   #ready: Promise<void>;
-  #slot?: Int32Array;
+  #claims?: Int32Array;
+  #startTimes?: Float64Array;
   #batchResults: boolean;
+  #concurrency: number;
   #once?: { header: string };
+  // A process announces each task that it begins; a thread's claims show it.
+  #announce: boolean;
   #specs = new Map<number, TargetSpec>();
   #targets = new Map<number, AnyFunction>();
   #batches: unknown[][] = [];
@@ -61,14 +81,18 @@ export class TaskLoop {
   #transfers: object[] = [];
   #firstResultAt = 0;
   #skipped = new Set<number>();
-  /** The id of the task that runs now, or 0. */
-  #current = 0;
+  /** The ids of the tasks that run now. */
+  #active = new Set<number>();
+  #slotFreed: (() => void) | undefined;
 
   constructor(link: ParentLink, options: TaskLoopOptions, preloaded: Promise<void>) {
     this.#link = link;
-    this.#slot = options.runningSlot;
+    this.#claims = options.claims;
+    this.#startTimes = options.startTimes;
     this.#batchResults = options.batchResults;
+    this.#concurrency = options.concurrency ?? 1;
     this.#once = options.once;
+    this.#announce = !this.#once && !this.#claims;
     this.#ready = this.#initialize(options, preloaded);
     if (!this.#once) {
       // The parent times tasks from here, not from the worker's start.
@@ -91,21 +115,36 @@ export class TaskLoop {
   }
 
   /**
-   * Marks tasks that were sent ahead as cancelled: they are skipped. One that runs already (it
-   * waits on something, or this message would not have been read) is reported, so that the parent
-   * stops this worker rather than leave it running a task that nobody wants.
+   * Marks tasks that were sent ahead as not wanted here: they are skipped. With `reply`, the
+   * parent learns which ones will be (those not begun), to run them elsewhere. Without it, a task
+   * that runs already (it waits on something, or this message would not have been read) is
+   * reported, so that the parent stops this worker rather than leave it running a task that
+   * nobody wants.
    */
-  skip(ids: number[]): void {
+  skip(ids: number[], reply = false): void {
+    const taken: number[] = [];
     for (const id of ids) {
-      if (id === this.#current) {
-        this.#link.send({ type: "skip-failed", id }).catch(() => {});
-      } else {
+      if (this.#active.has(id)) {
+        if (!reply) this.#link.send({ type: "skip-failed", id }).catch(() => {});
+      } else if (!reply || this.#isQueued(id)) {
         this.#skipped.add(id);
+        taken.push(id);
       }
     }
+    if (reply) this.#link.send({ type: "skipped", ids: taken, asked: ids }).catch(() => {});
   }
 
-  /** Queues a batch of tasks, flattened as `[id, targetId, mode, payload, …]`, and runs them. */
+  #isQueued(id: number): boolean {
+    let position = this.#position;
+    for (let b = this.#batchIndex; b < this.#batches.length; b++) {
+      const batch = this.#batches[b];
+      for (let at = position; at < batch.length; at += 5) if (batch[at] === id) return true;
+      position = 0;
+    }
+    return false;
+  }
+
+  /** Queues a batch of tasks, flattened as `[id, targetId, mode, payload, claim, …]`. */
   addTasks(tasks: unknown[]): void {
     this.#batches.push(tasks);
     if (!this.#running) void this.#drain();
@@ -143,17 +182,18 @@ export class TaskLoop {
     }
   }
 
-  #next(): { id: number; targetId: number; mode: TaskMode; payload: unknown } | undefined {
+  #next(): QueuedTask | undefined {
     while (this.#batchIndex < this.#batches.length) {
       const batch = this.#batches[this.#batchIndex];
       if (this.#position < batch.length) {
         const at = this.#position;
-        this.#position += 4;
+        this.#position += 5;
         return {
           id: batch[at] as number,
           targetId: batch[at + 1] as number,
           mode: batch[at + 2] as TaskMode,
           payload: batch[at + 3],
+          claim: batch[at + 4] as number,
         };
       }
       this.#batchIndex++;
@@ -163,6 +203,19 @@ export class TaskLoop {
     this.#batches = [];
     this.#batchIndex = 0;
     return undefined;
+  }
+
+  /** Whether the task may begin: not skipped, and (on a thread) its claim is still offered. */
+  #take(task: QueuedTask): boolean {
+    if (this.#skipped.size > 0 && this.#skipped.delete(task.id)) return false;
+    if (this.#claims && task.claim >= 0) {
+      // The parent may have taken the task back; whoever swaps the word first decides.
+      if (Atomics.compareExchange(this.#claims, task.claim, task.id, -task.id) !== task.id) {
+        return false;
+      }
+      this.#startTimes![task.claim] = performance.timeOrigin + performance.now();
+    }
+    return true;
   }
 
   async #drain(): Promise<void> {
@@ -175,59 +228,143 @@ export class TaskLoop {
       if (task) await this.#endOnce(task.id, false, error);
       return;
     }
-    for (let task = this.#next(); task; task = this.#next()) {
-      if (this.#skipped.size > 0 && this.#skipped.delete(task.id)) continue;
-      let target = this.#targets.get(task.targetId);
-      let ok = true;
-      let value: unknown;
-      try {
-        if (!target) {
-          this.#flush();
-          target = await this.#resolve(task.targetId);
-          // A skip may have come while the module loaded.
-          if (this.#skipped.size > 0 && this.#skipped.delete(task.id)) continue;
-        }
-        this.#current = task.id;
-        if (this.#slot) Atomics.store(this.#slot, 0, task.id);
-        let args = task.payload as unknown[];
-        // Shared objects among the arguments come back to life here; plain data passes as is.
-        const decoded = task.mode === TaskMode.Apply
-          ? decodeArgs(args, this.#link, loadSharedClasses)
-          : args;
-        if (decoded !== args) args = await decoded;
-        value = task.mode === TaskMode.Apply
-          ? target.apply(undefined, args)
-          : await this.#runChunk(target, task.mode, args);
-        if (decoded !== task.payload || this.#once) {
-          // Locks that the task took through the broker are settled before its outcome.
-          if (isThenable(value)) value = await value;
-          await settleTask();
-        }
-        if (isThenable(value)) {
-          // The task waits: its results so far go out now, not after it.
-          this.#flush();
-          value = await value;
-        }
-      } catch (error) {
-        ok = false;
-        value = error;
+    for (;;) {
+      if (this.#active.size >= this.#concurrency) {
+        this.#flush();
+        await new Promise<void>((resolve) => this.#slotFreed = resolve);
+        continue;
       }
-      this.#current = 0;
-      if (this.#slot) Atomics.store(this.#slot, 0, 0);
+      // A process reads the parent's skips before each task; a thread sees them in its claims.
+      if (this.#announce && (this.#results.length > 0 || this.#active.size > 0)) {
+        await yieldToEventLoop();
+      }
+      const task = this.#next();
+      if (!task) break;
+      let target = this.#targets.get(task.targetId);
+      if (!target) {
+        this.#flush();
+        try {
+          target = await this.#resolve(task.targetId);
+        } catch (error) {
+          if (this.#once) return await this.#endOnce(task.id, false, error);
+          if (this.#take(task)) {
+            if (this.#announce) await this.#began(task.id);
+            this.#results.push(task.id, 0, serializeError(error));
+            this.#flush();
+          }
+          continue;
+        }
+      }
+      if (!this.#take(task)) continue;
+      if (this.#announce) await this.#began(task.id);
       if (this.#once) {
+        const { ok, value } = await this.#settled(this.#run(task, target));
         await this.#endOnce(task.id, ok, value);
         return;
       }
-      if (ok) this.#addResult(task.id, value);
-      else this.#results.push(task.id, 0, serializeError(value));
-      if (this.#results.length === 3) this.#firstResultAt = performance.now();
-      if (
-        !this.#batchResults || this.#results.length >= 3 * FLUSH_AFTER_RESULTS ||
-        performance.now() - this.#firstResultAt >= FLUSH_AFTER_MS
-      ) this.#flush();
+      const started = performance.now();
+      this.#active.add(task.id);
+      let outcome = this.#run(task, target);
+      if (isThenable(outcome)) {
+        // The task waits: its results so far go out now, not after it.
+        this.#flush();
+        if (this.#concurrency > 1) {
+          // Others may run meanwhile; this one reports when it ends.
+          this.#settled(outcome).then(({ ok, value }) => {
+            this.#finishTask(task.id, ok, value, Infinity);
+            this.#flush();
+          });
+          continue;
+        }
+        outcome = await this.#settled(outcome);
+      }
+      const { ok, value } = outcome as { ok: boolean; value: unknown };
+      this.#finishTask(task.id, ok, value, performance.now() - started);
     }
     this.#flush();
     this.#running = false;
+  }
+
+  /** Runs one task: its outcome, or a promise of it when the task waits. */
+  #run(
+    task: QueuedTask,
+    target: AnyFunction,
+  ): { ok: boolean; value: unknown } | Promise<{ ok: boolean; value: unknown }> {
+    try {
+      let args = task.payload as unknown[];
+      // Shared objects among the arguments come back to life here; plain data passes as is.
+      const decoded = task.mode === TaskMode.Apply
+        ? decodeArgs(args, this.#link, loadSharedClasses)
+        : args;
+      if (decoded !== args || this.#once) {
+        // Locks that the task took through the broker are settled before its outcome.
+        return (async () => {
+          args = await decoded;
+          let value = task.mode === TaskMode.Apply
+            ? target.apply(undefined, args)
+            : await this.#runChunk(target, task.mode, args);
+          if (isThenable(value)) value = await value;
+          await settleTask();
+          return { ok: true, value };
+        })().catch((error) => ({ ok: false, value: error }));
+      }
+      const value = task.mode === TaskMode.Apply
+        ? target.apply(undefined, args)
+        : this.#runChunk(target, task.mode, args);
+      if (isThenable(value)) {
+        return Promise.resolve(value).then(
+          (value) => ({ ok: true, value }),
+          (error) => ({ ok: false, value: error }),
+        );
+      }
+      return { ok: true, value };
+    } catch (error) {
+      return { ok: false, value: error };
+    }
+  }
+
+  #settled(
+    outcome: { ok: boolean; value: unknown } | Promise<{ ok: boolean; value: unknown }>,
+  ): Promise<{ ok: boolean; value: unknown }> {
+    return Promise.resolve(outcome);
+  }
+
+  /** Records a task's outcome, and sends what is due. */
+  #finishTask(id: number, ok: boolean, value: unknown, tookMs: number): void {
+    this.#active.delete(id);
+    if (ok) this.#addResult(id, value);
+    else this.#results.push(id, 0, serializeError(value));
+    if (this.#results.length === 3) this.#firstResultAt = performance.now();
+    // A process sends it with the news of its next task, or once it has none (see #drain).
+    if (
+      !this.#announce && (!this.#batchResults || tookMs >= BATCH_BELOW_MS ||
+        this.#results.length >= 3 * FLUSH_AFTER_RESULTS ||
+        performance.now() - this.#firstResultAt >= FLUSH_AFTER_MS)
+    ) this.#flush();
+    const wake = this.#slotFreed;
+    this.#slotFreed = undefined;
+    wake?.();
+  }
+
+  /**
+   * Tells the parent that the task `id` begins, with the results before it, and waits until the
+   * message is out: a task that ends its process at once has still been announced.
+   */
+  async #began(id: number): Promise<void> {
+    const results = this.#results;
+    const transfers = this.#transfers;
+    this.#results = [];
+    this.#transfers = [];
+    const message = results.length > 0
+      ? { type: "done", results, began: id }
+      : { type: "began", id };
+    try {
+      await this.#link.send(message, transfers);
+    } catch (error) {
+      if (results.length === 0) return;
+      this.#resendOneByOne(results, error);
+      await this.#link.send({ type: "began", id }).catch(() => {});
+    }
   }
 
   /** Reports the outcome of a one-shot run, and ends the child as Python's `Process` does. */
@@ -265,10 +402,37 @@ export class TaskLoop {
     return target;
   }
 
-  /** Runs a map or starmap chunk, awaiting items that return promises, one after another. */
-  async #runChunk(target: AnyFunction, mode: TaskMode, items: unknown[]): Promise<unknown[]> {
+  /**
+   * Runs a map or starmap chunk: the list of results, or a promise of it once an item waits (the
+   * items after it then run one after another as each ends).
+   */
+  #runChunk(
+    target: AnyFunction,
+    mode: TaskMode,
+    items: unknown[],
+  ): unknown[] | Promise<unknown[]> {
     const values = new Array(items.length);
     for (let i = 0; i < items.length; i++) {
+      const value = mode === TaskMode.Map
+        ? target(items[i])
+        : target.apply(undefined, items[i] as unknown[]);
+      if (isThenable(value)) return this.#finishChunk(target, mode, items, values, i, value);
+      values[i] = value;
+    }
+    return values;
+  }
+
+  async #finishChunk(
+    target: AnyFunction,
+    mode: TaskMode,
+    items: unknown[],
+    values: unknown[],
+    from: number,
+    pending: PromiseLike<unknown>,
+  ): Promise<unknown[]> {
+    this.#flush();
+    values[from] = await pending;
+    for (let i = from + 1; i < items.length; i++) {
       let value = mode === TaskMode.Map
         ? target(items[i])
         : target.apply(undefined, items[i] as unknown[]);

@@ -16,6 +16,8 @@ import { childExited, handleBrokerMessage } from "./_broker.ts";
 import type { Destination } from "./_revive.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import type { ChildMessage, TransferList } from "./_protocol.ts";
+import { describeValue } from "./_checks.ts";
+import { findUncloneableArgument, isSharedMemory } from "./_clone_check.ts";
 import { OutOfMemoryError, WorkerCrashedError } from "./errors.ts";
 import { constants } from "node:os";
 import { mainModuleUrl, startThread, type WorkerPermissions } from "./_platform.deno.ts";
@@ -94,6 +96,42 @@ export function processKind(
       ),
     startMethod: () => typeof method === "function" ? method() : method,
   };
+}
+
+/**
+ * Checks values bound for a worker of `kind` (a task's arguments, a pool's `initArgs`).
+ *
+ * @param values The values.
+ * @param kind Where they go.
+ * @param what What they are, for the message: `"Thread argument"`, `"Pool 'initArgs' argument"`.
+ * @param transferred Objects that move whole (wrapped with `transfer()`), not walked into.
+ * @throws {TypeError} Naming the first value that cannot go, where it sits, and the fix: a value
+ * that structured clone refuses, or shared memory bound for a process, which cannot share it.
+ */
+export function checkSendable(
+  values: readonly unknown[],
+  kind: WorkerKind,
+  what: string,
+  transferred?: readonly object[],
+): void {
+  const bad = findUncloneableArgument(values, {
+    transferred,
+    sharedMemory: kind.destination === "thread",
+  });
+  if (!bad) return;
+  const where = `${what} ${bad.index}${bad.path ? ` (at ${bad.path})` : ""}`;
+  if (isSharedMemory(bad.culprit)) {
+    throw new TypeError(
+      `${where} cannot be sent to the ${kind.noun}: ${
+        describeValue(bad.culprit)
+      } holds a SharedArrayBuffer, and a ${kind.noun} shares no memory with the parent; use a Value or a SharedArray for data shared with processes, or a Thread`,
+    );
+  }
+  throw new TypeError(
+    `${where} cannot be sent to the ${kind.noun}: ${
+      describeValue(bad.culprit)
+    } is not cloneable; pass data that structured clone accepts`,
+  );
 }
 
 /** What a worker's owner hears: its own messages (broker calls are answered here) and its end. */
@@ -225,7 +263,12 @@ export class ChildWorker {
   setRef(ref: boolean): void {
     if (this.#referenced === ref) return;
     this.#referenced = ref;
-    this.#handle?.setRef?.(ref);
+    try {
+      this.#handle?.setRef?.(ref);
+    } catch {
+      // A child killed from outside, its exit not yet seen: its resources are gone already
+      // (Deno: "Bad resource ID"). The exit follows and settles its tasks.
+    }
   }
 
   /** Reads what an exit code says about how the worker ended. */

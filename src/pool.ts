@@ -16,6 +16,7 @@ import { checkEnv, checkPermissions } from "./_permissions.ts";
 import {
   checkArray,
   checkBoolean,
+  checkInteger,
   checkMaxHeapMb,
   checkMilliseconds,
   checkModule,
@@ -30,7 +31,7 @@ import {
 } from "./_checks.ts";
 import { TimeoutError } from "./errors.ts";
 import { checkNotImportingMain } from "./_process_context.ts";
-import { processKind, threadKind } from "./_worker_parent.ts";
+import { checkSendable, processKind, threadKind, type WorkerKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
 
@@ -58,11 +59,29 @@ export interface ThreadPoolOptions {
   /** After this many tasks a worker is replaced by a fresh one, as Python's `maxtasksperchild`. */
   maxTasksPerChild?: number;
   /**
-   * How many tasks may wait in the queue. Beyond it, tasks wait outside the queue, in order;
-   * `map`/`imap` stop pulling their input until there is room again, and a producer that calls
-   * `submit()` keeps memory bounded by awaiting `waitForRoom()` first.
+   * How many tasks may wait (submitted and not begun, those handed ahead to a worker included).
+   * Past it, `submit()` and `apply()` reject at once with a `QueueFullError`, as piscina's and
+   * workerpool's; a producer that would rather wait awaits `waitForRoom()` first. `map`/`imap`
+   * pull their input only while there is room.
    */
   maxQueue?: number;
+  /**
+   * Which waiting task runs next: `"fifo"` (the default), the oldest; `"lifo"`, the most recently
+   * submitted, as workerpool's `queueStrategy`.
+   */
+  queueStrategy?: "fifo" | "lifo";
+  /**
+   * Workers started at construction and kept, so that the first tasks do not wait for start-up
+   * (piscina's `minThreads`; Python's `multiprocessing.Pool(n)` starts its n processes at once).
+   * Defaults to 0: workers start as tasks need them. At most `size`.
+   */
+  minWorkers?: number;
+  /**
+   * How many tasks one worker runs at once while they await (I/O-bound targets, such as a fetch):
+   * a task that awaits lets the worker begin the next meanwhile. Defaults to 1. Synchronous work
+   * still runs one task at a time.
+   */
+  concurrentTasksPerWorker?: number;
   /** Stop a worker that has been idle for this long; the pool starts a new one when needed. */
   idleTimeoutMs?: number;
   /**
@@ -109,8 +128,9 @@ export interface TaskOptions {
   /** Cancels the task when aborted; the task rejects with `signal.reason`. */
   signal?: AbortSignal;
   /**
-   * Cancels the task when it has not finished this many milliseconds after it was submitted
-   * (queue time included); it rejects with a `TimeoutError`.
+   * Cancels the task when it has run for this many milliseconds, counted from when a worker
+   * begins it (time spent waiting does not count); it rejects with a `TimeoutError` and its worker
+   * is replaced. `Infinity` sets no limit.
    */
   timeoutMs?: number;
   /** A module URL or path that exports `fn`; defaults to the pool's `module`, then the main one. */
@@ -170,6 +190,9 @@ const THREAD_POOL_OPTION_NAMES = [
   "module",
   "maxTasksPerChild",
   "maxQueue",
+  "queueStrategy",
+  "minWorkers",
+  "concurrentTasksPerWorker",
   "idleTimeoutMs",
   "onCrash",
   "name",
@@ -180,6 +203,11 @@ const POOL_OPTION_NAMES = [...THREAD_POOL_OPTION_NAMES, "startMethod", "env"] as
 const TASK_OPTION_NAMES = ["signal", "timeoutMs", "module"] as const;
 const MAP_OPTION_NAMES = ["chunksize", "module", "timeoutMs"] as const;
 const IMAP_OPTION_NAMES = [...MAP_OPTION_NAMES, "buffersize"] as const;
+
+/** `initArgs` go to every worker: one that cannot is refused now, not at the first task. */
+function checkInitArgs(initArgs: unknown[], kind: string, workerKind: WorkerKind): void {
+  checkSendable(initArgs, workerKind, `${kind} 'initArgs' argument`);
+}
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof (value as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === "function";
@@ -233,9 +261,16 @@ export abstract class BasePool {
     const size = checkPositiveInteger(o.size, "size") ?? availableCpus();
     const maxTasksPerChild = checkPositiveInteger(o.maxTasksPerChild, "maxTasksPerChild");
     const maxQueue = checkPositiveInteger(o.maxQueue, "maxQueue");
+    const queueStrategy = checkOneOf(o.queueStrategy, "queueStrategy", ["fifo", "lifo"]);
+    const minWorkers = checkInteger(o.minWorkers, "minWorkers", { max: size });
+    const concurrentTasksPerWorker = checkPositiveInteger(
+      o.concurrentTasksPerWorker,
+      "concurrentTasksPerWorker",
+    );
     const idleTimeoutMs = checkMilliseconds(o.idleTimeoutMs, "idleTimeoutMs");
     const onCrash = checkOneOf(o.onCrash, "onCrash", ["respawn", "break"]) ?? "respawn";
     checkArray(o.initArgs, "initArgs");
+    const initArgs = [...(o.initArgs ?? [])];
     checkString(o.name, "name");
     this.#module = checkModule(o.module);
     const initializer = o.initializer === undefined
@@ -273,17 +308,22 @@ export abstract class BasePool {
       checkChildCommand(command, "Pool");
       workerKind = processKind(method, command, { keepStderrTail: true });
     }
+    checkInitArgs(initArgs, kind, workerKind);
     this.#engine = new PoolEngine({
       name,
       size,
       kind: workerKind,
       initializer,
-      initArgs: [...(o.initArgs ?? [])],
+      initArgs,
       maxTasksPerChild,
       maxQueue,
+      queueStrategy,
+      minWorkers,
+      concurrentTasksPerWorker,
       idleTimeoutMs: idleTimeout,
       onCrash,
     });
+    this.#engine.startMinWorkers();
     this.#engine.startIdleSweep();
   }
 
@@ -515,7 +555,7 @@ export abstract class BasePool {
     try {
       for (let start = 0; start < items.length; start += size) {
         const chunk = items.slice(start, start + size);
-        tasks.push(this.#engine.submit(target, mode, chunk, chunk.length, what));
+        tasks.push(this.#engine.submit(target, mode, chunk, chunk.length, what, true));
       }
     } catch (error) {
       for (const task of tasks) this.#engine.cancelQueued(task);
@@ -726,7 +766,7 @@ export abstract class BasePool {
         }
         if (chunk.length === 0) break;
         if (mode === TaskMode.Starmap) checkArgLists(chunk, what);
-        const task = this.#engine.submit(target, mode, chunk, chunk.length, what);
+        const task = this.#engine.submit(target, mode, chunk, chunk.length, what, true);
         pending.add(task);
         // Chunks left behind by an early exit are cancelled; nobody awaits them then.
         task.promise.catch(() => {});
@@ -905,7 +945,7 @@ export abstract class BasePool {
 
   /**
    * Waits until the queue has room for another task under `maxQueue`. `submit()` and `apply()`
-   * never wait: past `maxQueue` their tasks wait outside the queue, without a bound. A producer
+   * never wait: past `maxQueue` they reject with a `QueueFullError`. A producer
    * that awaits this before each of them keeps memory bounded, as `map` and `imap` do by
    * themselves.
    *

@@ -217,6 +217,46 @@ for (const kind of kinds) {
   }
 
   if (kind.processes) {
+    register(
+      kind,
+      "a worker killed while idle: the tasks sent next never started there, and all run",
+      async () => {
+        await using pool = make({ size: 1 });
+        const { pid } = await pool.apply(workerIdentity);
+        // Killed from outside just before a dispatch: the parent learns of it only later, and
+        // may send tasks to the dead worker (and ask its handle to hold the event loop) meanwhile.
+        process.kill(pid, "SIGKILL");
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, (_, i) => pool.apply(add, [i, 1], onTargets)),
+        );
+        for (const [i, result] of results.entries()) {
+          assertEquals(result.status, "fulfilled", `task ${i}: ${JSON.stringify(result)}`);
+          assertEquals((result as PromiseFulfilledResult<number>).value, i + 1);
+        }
+        const after = await pool.apply(workerIdentity);
+        assertNotEquals(after.pid, pid);
+        assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
+      },
+    );
+
+    register(
+      kind,
+      "a SharedArrayBuffer argument is refused with the fix, and the parent goes on",
+      async () => {
+        await using pool = make({ size: 1 });
+        const shared = new Int32Array(new SharedArrayBuffer(16));
+        const error = await assertRejects(
+          () => pool.apply(add, [shared as unknown as number, 1], onTargets),
+          TypeError,
+          "SharedArrayBuffer",
+        );
+        assertMatch(error.message, /Value.*SharedArray.*Thread/);
+        assertEquals(await pool.apply(add, [1, 2], onTargets), 3);
+      },
+    );
+  }
+
+  if (kind.processes) {
     // A thread started in a child process inherits its command line, which marks a child process.
     register(kind, "a ThreadPool inside a worker process runs its own tasks", async () => {
       await using pool = make({ size: 1 });

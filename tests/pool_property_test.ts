@@ -36,6 +36,7 @@ import {
   type Future,
   Pool,
   type PoolOptions,
+  QueueFullError,
   registerErrorClass,
   ThreadPool,
   TimeoutError,
@@ -240,6 +241,8 @@ interface Submitted {
   cancelled: boolean;
   /** Still pending when terminate() was called; undefined when not known (apply). */
   pendingAtTerminate: boolean | undefined;
+  /** maxQueue tasks waited when it was submitted: apply() may reject with QueueFullError. */
+  refusable: boolean;
 }
 
 const functions = { value: echo, delay: echoAfter, throw: throwWith, crash: exitWith, hang };
@@ -334,11 +337,14 @@ async function runScenario(kind: Kind, scenario: Scenario): Promise<void> {
     const stats = pool.stats();
     let completed = 0;
     let cancelled = 0;
+    // apply() refused past maxQueue made no task.
+    let refused = 0;
     for (const task of submitted) {
       if (task.outcome!.ok) completed++;
+      else if (task.outcome!.error instanceof QueueFullError) refused++;
       else if (wasCancelled(task)) cancelled++;
     }
-    const failed = submitted.length - completed - cancelled;
+    const failed = submitted.length - completed - cancelled - refused;
     const counts = `stats() ${JSON.stringify(stats)}`;
     assertEquals(stats.tasksCompleted, completed, `${counts}: tasksCompleted`);
     assertEquals(stats.tasksCancelled, cancelled, `${counts}: tasksCancelled`);
@@ -383,10 +389,18 @@ function submitTask(
   const useApply = op.via === "apply" && scenario.options.onCrash === "respawn";
   let future: Future<[number, number]> | undefined;
   let promise: PromiseLike<[number, number]>;
+  // Whether maxQueue tasks wait already: only then may the task be refused.
+  const { maxQueue } = scenario.options;
+  const full = maxQueue !== undefined && pool.stats().queueLength >= maxQueue;
   try {
     if (useApply) promise = pool.apply(fn, args, taskOptions);
     else promise = future = pool.submit(fn, args, taskOptions);
   } catch (error) {
+    // A full queue refuses tasks past maxQueue, and only then.
+    if (error instanceof QueueFullError) {
+      assert(full, `submit() threw a QueueFullError with room in the queue: ${error.message}`);
+      return;
+    }
     // Only a pool broken by a crash refuses tasks before close().
     assertInstanceOf(error, BrokenPoolError);
     assert(
@@ -405,6 +419,7 @@ function submitTask(
     outcome: undefined,
     cancelled: false,
     pendingAtTerminate: undefined,
+    refusable: full,
   };
   task.settled = Promise.resolve(promise).then(
     (value) => {
@@ -444,6 +459,10 @@ function checkOutcome(
   const what = `task ${task.index} (${JSON.stringify(task.spec)})`;
   const { spec } = task;
   const outcome = task.outcome!;
+  if (!outcome.ok && outcome.error instanceof QueueFullError) {
+    assert(task.refusable, `${what} was refused with room in the queue`);
+    return;
+  }
   if (task.pendingAtTerminate) {
     assert(!outcome.ok, `${what} was pending at terminate() and resolved`);
     assertInstanceOf(outcome.error, BrokenPoolError, `${what} was pending at terminate()`);

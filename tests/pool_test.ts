@@ -16,6 +16,7 @@ import {
   CancelledError,
   getContext,
   Pool,
+  QueueFullError,
   registerErrorClass,
   ThreadPool,
   TimeoutError,
@@ -396,9 +397,24 @@ for (const kind of kinds) {
 
   register(kind, " with maxQueue keeps the queue bounded and runs every task", async () => {
     await using pool = make({ size: 1, maxQueue: 4 });
-    const futures = Array.from({ length: 40 }, (_, i) => pool.submit(delayed, [i, 1]));
-    assert(pool.stats().queueLength <= 40);
-    assertEquals(await Promise.all(futures), Array.from({ length: 40 }, (_, i) => i));
+    // Past maxQueue, submit() and apply() refuse at once; the tasks taken all run.
+    const futures = [];
+    const taken: number[] = [];
+    let refused = 0;
+    for (let i = 0; i < 40; i++) {
+      try {
+        futures.push(pool.submit(delayed, [i, 1]));
+        taken.push(i);
+      } catch (error) {
+        assertInstanceOf(error, QueueFullError);
+        assertStringIncludes(error.message, "maxQueue");
+        refused++;
+      }
+      assert(pool.stats().queueLength <= 4, `${pool.stats().queueLength} tasks wait`);
+    }
+    assert(refused >= 40 - 4 - 2, `only ${refused} of 40 submits were refused`);
+    await assertRejects(() => pool.apply(delayed, [0, 1]), QueueFullError);
+    assertEquals(await Promise.all(futures), taken);
     let pulled = 0;
     const input = (function* () {
       for (let i = 0; i < 200; i++) {
