@@ -2,8 +2,8 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getContext, type StartMethod } from "../mod.ts";
-import { childThreadsUrl, leaveThread } from "./fixtures/child_threads.ts";
+import { Event, getContext, type StartMethod } from "../mod.ts";
+import { childThreadsUrl, leaveThread, startSetterAndClearer } from "./fixtures/child_threads.ts";
 import { runFixture } from "./_helpers.ts";
 
 const noSanitizers = { sanitizeOps: false, sanitizeResources: false };
@@ -42,6 +42,27 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    },
+  });
+
+  Deno.test({
+    name:
+      `A child process waits for a non-daemon thread that sets a shared Event, not a daemon one (${method})`,
+    ...noSanitizers,
+    fn: async () => {
+      // CPython's test_wait_for_threads.
+      const event = new Event();
+      const child = new (getContext(method).Process)({
+        target: startSetterAndClearer,
+        args: [event],
+        module: childThreadsUrl,
+      });
+      const started = performance.now();
+      child.start();
+      await child.join();
+      assertEquals(child.exitCode, 0, String(child.error));
+      assert(event.isSet(), "the process ended before its non-daemon thread");
+      assert(performance.now() - started < 15_000, "the process waited for its daemon thread");
     },
   });
 
