@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { DistributedPool, WorkerLostError } from "../distributed.ts";
 import { asCompleted, Queue, wait } from "../mod.ts";
 import { add, delayed, echo, fail } from "./fixtures/distributed_targets.ts";
-import { fixturePath } from "./_helpers.ts";
+import { fixturePath, runFixture } from "./_helpers.ts";
 import { repoRoot, withCluster } from "./_redis.ts";
 import { runtime } from "./_runtime.deno.ts";
 
@@ -219,6 +219,18 @@ test("DistributedPool checks its options at once", async () => {
   pool.close();
   await pool.join();
   assertThrows(() => pool.submit(add, [1, 2], { module }), Error, "closed");
+});
+
+test("A forgotten DistributedPool does not keep the program alive", async () => {
+  await withCluster({}, async ({ redis, queue }) => {
+    const out = await runFixture(
+      "distributed_forgotten",
+      [redis.socket, queue, repoRoot],
+      { runtimeFlags: runtime === "deno" ? ["-A"] : [], timeoutMs: 30_000 },
+    );
+    assertEquals(out.code, 0, out.stderrText);
+    assertEquals(out.stdoutText.trim(), "3");
+  });
 });
 
 test("DistributedPool.terminate() rejects pending tasks; close() + join() waits for them", async () => {

@@ -189,6 +189,13 @@ function checkArgLists(items: unknown[], what: string): void {
   }
 }
 
+/** Lets a connection hold the program open, or not, as a timer's `ref()`/`unref()`. */
+function holdProgram(redis: Redis, holding: boolean): void {
+  const stream = (redis as unknown as { stream?: { ref?(): void; unref?(): void } }).stream;
+  if (holding) stream?.ref?.();
+  else stream?.unref?.();
+}
+
 /** The last samples of a measure, for percentiles. */
 class Samples {
   #values = new Float64Array(1024);
@@ -256,6 +263,7 @@ export class DistributedPool {
   #commands: Redis | undefined;
   #reader: Redis | undefined;
   #reading = false;
+  #holding = false;
   #lastId = "0-0";
   #taskIds = 0;
   /** Tasks sent or waiting to be sent, by id, until they settle. */
@@ -353,6 +361,10 @@ export class DistributedPool {
         : new Redis(this.#redisOptions(role));
     this.#commands = make("commands");
     this.#reader = make("reader");
+    // A new socket after a reconnection holds the program as the old one did.
+    for (const redis of [this.#commands, this.#reader]) {
+      redis.on("connect", () => holdProgram(redis, this.#holding));
+    }
     // ioredis reports failures as events too; the commands' rejections say the same.
     this.#commands.on("error", noop);
     this.#reader.on("error", noop);
@@ -550,9 +562,21 @@ export class DistributedPool {
   }
 
   #startReading(): void {
+    this.#hold(true);
     if (this.#reading) return;
     this.#reading = true;
-    this.#read().finally(() => this.#reading = false);
+    this.#read().finally(() => {
+      this.#reading = false;
+      // Nothing on the queue: as the local pools' idle workers, the connections let the program
+      // end. A later task holds it again.
+      if (this.#onQueue === 0) this.#hold(false);
+    });
+  }
+
+  #hold(holding: boolean): void {
+    this.#holding = holding;
+    if (this.#commands) holdProgram(this.#commands, holding);
+    if (this.#reader) holdProgram(this.#reader, holding);
   }
 
   async #read(): Promise<void> {
