@@ -290,6 +290,7 @@ function nodeTarget(wire: WireTarget, root: string, allowSource: boolean): NodeT
     };
   }
   return {
+    sameFile: true,
     spec: {
       module: pathToFileURL(file).href,
       importRequired: wire.importRequired,

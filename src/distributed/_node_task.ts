@@ -18,17 +18,27 @@ import { Outcome, type WireOutcome, type WireTask } from "./_wire.ts";
 
 type AnyFunction = (...args: unknown[]) => unknown;
 
-/** A target as the node hands it over: found, or refused with the reason. */
-export type NodeTarget = { spec: TargetSpec } | { refused: string };
+/**
+ * A target as the node hands it over: found, or refused with the reason. `sameFile` says that the
+ * module's content hash matched the client's: its export of that name is the function, even where
+ * the client's runtime prints its source differently (Bun transpiles what it loads).
+ */
+export type NodeTarget = { spec: TargetSpec; sameFile?: boolean } | { refused: string };
 
 const resolved = new Map<string, Promise<AnyFunction>>();
 
-function lookUp(spec: TargetSpec): Promise<AnyFunction> {
+function lookUp(spec: TargetSpec, sameFile: boolean): Promise<AnyFunction> {
   const key = JSON.stringify(spec);
   let found = resolved.get(key);
   if (!found) {
     if (resolved.size >= 1000) resolved.clear();
-    resolved.set(key, found = resolveTarget(spec));
+    found = sameFile && spec.module && spec.name
+      ? import(spec.module).then((namespace: Record<string, unknown>) => {
+        const value = namespace[spec.name];
+        return typeof value === "function" ? value as AnyFunction : resolveTarget(spec);
+      })
+      : resolveTarget(spec);
+    resolved.set(key, found);
   }
   return found;
 }
@@ -62,7 +72,7 @@ export async function runNodeTasks(targets: NodeTarget[], tasks: WireTask[]): Pr
     try {
       const target = targets[targetIndex];
       if ("refused" in target) throw new TypeError(target.refused);
-      const fn = await lookUp(target.spec);
+      const fn = await lookUp(target.spec, target.sameFile === true);
       const values = decode(args) as unknown[];
       let result: unknown;
       if (mode === TaskMode.Apply) result = await fn(...values);
