@@ -143,6 +143,53 @@ test("DistributedPool.map(), starmap(), imap() and imapUnordered() keep their or
   );
 });
 
+test("DistributedPool.map() rejects with the first error; bad items and options fail at once", async () => {
+  await withCluster({ nodeArgs: ["--processes", "2", "--allow-source"] }, async (cluster) => {
+    const { redis, queue } = cluster;
+    await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
+    const error = await assertRejects(
+      () =>
+        pool.map(
+          (n: number) => {
+            if (n === 37) throw new RangeError(`bad item ${n}`);
+            return n;
+          },
+          Array.from({ length: 100 }, (_, i) => i),
+          { chunksize: 10 },
+        ),
+      RangeError,
+    );
+    assertEquals(error.message, "bad item 37");
+    await assertRejects(
+      () => pool.starmap(add, [[1, 2], 3 as unknown as [number, number]], { module }),
+      TypeError,
+      "item 1",
+    );
+    await assertRejects(() => pool.map((n: number) => n, [1], { chunksize: 0 }), RangeError);
+    await assertRejects(
+      () => pool.map((n: number) => n, 5 as unknown as number[]),
+      TypeError,
+      "'iterable'",
+    );
+    async function* letters() {
+      yield* ["a", "b", "c"];
+    }
+    assertEquals(await pool.map((s: string) => s.toUpperCase(), letters()), ["A", "B", "C"]);
+    const future = pool.submit(delayed, ["ready", 10], { module });
+    const seen = new Promise((resolve) => future.addDoneCallback((f) => resolve(f.done())));
+    assertEquals(await future.result({ timeoutMs: 20_000 }), "ready");
+    assertEquals(await seen, true);
+    assertEquals(
+      await pool.submit(fail, ["x"], { module }).exception().then((e) => e instanceof RangeError),
+      true,
+    );
+    const stats = pool.stats();
+    assertEquals(stats.queueLength, 0);
+    assert(stats.tasksCompleted >= 2 && stats.tasksFailed >= 2, JSON.stringify(stats));
+    assert(stats.waitTimeMs.p50 > 0);
+  });
+});
+
 test("asCompleted() and wait() take DistributedPool futures unchanged", async () => {
   await withCluster({}, async ({ redis, queue }) => {
     await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
