@@ -1,6 +1,7 @@
 /**
  * The runtime seam, child side, for Deno: how a worker or child process reaches its parent. Its
  * sibling `_child_link.node.ts` has identical exports.
+ * What every runtime must provide is listed in `_runtime_seam.ts`.
  *
  * @module
  */

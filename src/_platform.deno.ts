@@ -1,6 +1,7 @@
 /**
  * The runtime seam, parent side, for Deno. Its sibling `_platform.node.ts` has identical exports;
  * the npm build swaps one for the other, so nothing else in the library branches on the runtime.
+ * What every runtime must provide is listed in `_runtime_seam.ts`.
  *
  * @module
  */

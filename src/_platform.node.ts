@@ -1,6 +1,7 @@
 /**
  * The runtime seam, parent side, for Node. Its sibling `_platform.deno.ts` has identical exports;
  * the npm build swaps one for the other, so nothing else in the library branches on the runtime.
+ * What every runtime must provide is listed in `_runtime_seam.ts`.
  *
  * @module
  */
@@ -83,24 +84,11 @@ export function childProcessCommand(
     }
     execArgv.push(flag);
   }
+  refuseOnBun(options, what);
   if (own) {
-    if (bun) {
-      throw new TypeError(
-        `${what} 'permissions' are not supported on Bun, which has no permission model: pass "inherit", or run on Deno or Node (received ${
-          JSON.stringify(options.permissions)
-        })`,
-      );
-    }
     execArgv.push(...permissionFlags(options.permissions as "none" | ChildPermissions, what));
   }
-  if (options.maxHeapMb !== undefined) {
-    if (bun) {
-      throw new TypeError(
-        `${what} 'maxHeapMb' is not supported on Bun, whose engine takes no heap limit: leave it out, or run on Deno or Node (received ${options.maxHeapMb})`,
-      );
-    }
-    execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
-  }
+  if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
   return {
     command: process.execPath,
     args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG, String(process.pid)],
@@ -114,11 +102,29 @@ export function childProcessCommand(
  * one that Node can give and that the parent holds.
  *
  * @throws {TypeError} When a grant asks for more than the parent holds, or for what Node 20 cannot
- * grant selectively.
+ * grant selectively; on Bun, for any `permissions` but `"inherit"` and for `maxHeapMb`.
  */
 export function checkChildCommand(options: ChildCommandOptions, what: string): void {
+  refuseOnBun(options, what);
   if (options.permissions !== undefined && options.permissions !== "inherit") {
     permissionFlags(options.permissions, what);
+  }
+}
+
+/** Refuses, on Bun, the options that it cannot enforce, rather than ignoring them. */
+function refuseOnBun(options: ChildCommandOptions, what: string): void {
+  if (!bun) return;
+  if (options.permissions !== undefined && options.permissions !== "inherit") {
+    throw new TypeError(
+      `${what} 'permissions' are not supported on Bun, which has no permission model: pass "inherit", or run on Deno or Node (received ${
+        JSON.stringify(options.permissions)
+      })`,
+    );
+  }
+  if (options.maxHeapMb !== undefined) {
+    throw new TypeError(
+      `${what} 'maxHeapMb' is not supported on Bun, whose engine takes no heap limit: leave it out, or run on Deno or Node (received ${options.maxHeapMb})`,
+    );
   }
 }
 
