@@ -103,6 +103,16 @@ export type ClientWrapper<S, C extends object, O extends Ops<S>> = (
 
 const HANDLE = Symbol("multiproc.shared");
 
+// The caller of operations run here: one object per owner id, made again only when it changes,
+// since locks and queues run an operation per call.
+let here: Caller = { owner: 0 };
+
+function callerHere(): Caller {
+  const owner = currentOwnerId();
+  if (here.owner !== owner) here = { owner };
+  return here;
+}
+
 /**
  * The handle of one shared object in this realm: its id and settings, and either its state in
  * shared memory or the broker client that reaches it.
@@ -197,7 +207,7 @@ export class Shared<S, C extends object, O extends Ops<S>> {
     }
     try {
       return Promise.resolve(
-        this.kind.ops[op](this.local!, { owner: currentOwnerId() }, ...args) as OpResult<O[K]>,
+        this.kind.ops[op](this.local!, callerHere(), ...args) as OpResult<O[K]>,
       );
     } catch (error) {
       return Promise.reject(error);
@@ -233,7 +243,7 @@ export class Shared<S, C extends object, O extends Ops<S>> {
       else send();
       return undefined;
     }
-    return this.kind.ops[op](this.local!, { owner: currentOwnerId() }, ...args) as OpResult<O[K]>;
+    return this.kind.ops[op](this.local!, callerHere(), ...args) as OpResult<O[K]>;
   }
 
   /**
@@ -370,6 +380,7 @@ export function blockingTimeout(
   options: { blocking?: boolean; timeoutMs?: number } | boolean | undefined,
   what: string,
 ): number {
+  if (options === undefined) return Infinity;
   if (typeof options === "boolean") return options ? Infinity : 0;
   if (typeof options === "number") refuseNumber(what, options, "blocking, timeoutMs");
   const { blocking, timeoutMs } = checkOptions(options, what, ["blocking", "timeoutMs"]);
@@ -392,6 +403,7 @@ export function waitTimeout(
   what: string,
   fallback: number = Infinity,
 ): number {
+  if (options === undefined) return fallback;
   if (typeof options === "number") refuseNumber(what, options, "timeoutMs");
   const { timeoutMs } = checkOptions(options, what, ["timeoutMs"]);
   return checkTimeoutMs(timeoutMs, what) ?? fallback;

@@ -32,6 +32,7 @@ export function sharedInt32(words: number): Int32Array {
 
 /** The deadline of a wait of `timeoutMs`; 0 (already past) for no wait at all. */
 export function deadlineAfter(timeoutMs: number): number {
+  if (timeoutMs === Infinity) return Infinity;
   return timeoutMs === 0 ? 0 : performance.now() + timeoutMs;
 }
 

@@ -321,21 +321,22 @@ function allocate(byteLength: number, code: TypeCode, length: number): SharedArr
   }
 }
 
-const views = new WeakMap<object, TypedArrayOf<TypeName>>();
+// The typed array over an object's bytes, kept on the object itself: `.value` reads it each time.
+const VIEW = Symbol("multiproc.view");
 
 /** The typed array over the object's bytes: shared memory, or this child process's copy. */
 function viewOf<T extends TypeName>(object: object): TypedArrayOf<T> {
-  let view = views.get(object);
-  if (!view) {
-    const handle = handleOf<BytesHandle>(object);
-    const bytes = handle.local?.bytes ?? (handle.mirror as BytesMirror).bytes;
-    const { code, length } = handle.config;
-    view = new TYPES[code](bytes.buffer as ArrayBuffer, bytes.byteOffset, length) as TypedArrayOf<
-      TypeName
-    >;
-    views.set(object, view);
-  }
-  return view as TypedArrayOf<T>;
+  const view = (object as { [VIEW]?: TypedArrayOf<T> })[VIEW];
+  return view ?? makeView(object) as TypedArrayOf<T>;
+}
+
+function makeView(object: object): TypedArrayOf<TypeName> {
+  const handle = handleOf<BytesHandle>(object);
+  const bytes = handle.local?.bytes ?? (handle.mirror as BytesMirror).bytes;
+  const { code, length } = handle.config;
+  const view = new TYPES[code](bytes.buffer as ArrayBuffer, bytes.byteOffset, length);
+  Object.defineProperty(object, VIEW, { value: view });
+  return view as TypedArrayOf<TypeName>;
 }
 
 function mirrorOf(object: object): BytesMirror | undefined {

@@ -118,7 +118,11 @@ function lockAcquire(
   what: string,
   options: AcquireOptions | boolean | undefined,
 ) {
-  return lockOf(lock).callWith("acquire", () => [blockingTimeout(options, what)]);
+  try {
+    return lockOf(lock).call("acquire", blockingTimeout(options, what));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 function lockAcquireSync(
