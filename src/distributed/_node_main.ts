@@ -23,7 +23,7 @@ import { Pool, ThreadPool } from "../pool.ts";
 import { encode } from "./_codec.ts";
 import { moduleHash } from "./_module_hash.ts";
 import type { NodeTarget } from "./_node_task.ts";
-import { runNodeTasks } from "./_node_task.ts";
+import { runNodeTasks, warmUp } from "./_node_task.ts";
 import {
   doneKey,
   type JobData,
@@ -91,6 +91,10 @@ export async function startWorkerNode(options: WorkerNodeOptions): Promise<Worke
     "url" in target ? new Redis(target.url, redisOptions) : new Redis(redisOptions);
   const redis = connect();
   redis.on("error", () => {});
+  // One task per worker at once starts every worker of the local pool before the first job.
+  await Promise.all(
+    Array.from({ length: size }, () => pool.apply(warmUp, [], { module: nodeTaskModule })),
+  );
 
   const targetsOf = (targets: WireTarget[]): NodeTarget[] =>
     targets.map((wire) => nodeTarget(wire, root, options.allowSource === true));

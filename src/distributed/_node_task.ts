@@ -57,6 +57,14 @@ function encodeResult(value: unknown): string {
 }
 
 /**
+ * Does nothing: the node runs it once per local worker at start, so that its first tasks find
+ * their workers started and this module loaded (a recovered task starts without that delay).
+ *
+ * @returns Nothing.
+ */
+export function warmUp(): void {}
+
+/**
  * Runs `tasks` one after the other and gives their outcomes as JSON text.
  *
  * @param targets The job's targets, by index.
