@@ -14,6 +14,21 @@ import { runtime } from "./_runtime.deno.ts";
 /** The repository root (on Node, the build directory that mirrors it). */
 export const repoRoot: string = fileURLToPath(new URL("..", import.meta.url));
 
+/**
+ * Spawns a process that dies with the test run even when the run itself is killed: through
+ * util-linux's `setpriv --pdeathsig SIGKILL` where it exists (it then runs the command, same pid).
+ */
+function spawnTied(
+  command: string,
+  args: string[],
+  options: Parameters<typeof spawn>[2],
+): ChildProcess {
+  const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path));
+  return setpriv && process.platform === "linux"
+    ? spawn(setpriv, ["--pdeathsig", "SIGKILL", "--", command, ...args], options)
+    : spawn(command, args, options);
+}
+
 /** Sends a signal to a process that may have exited already. */
 export function signalPid(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -38,7 +53,7 @@ export class RedisServer {
 
   /** Starts the server and waits until it answers on its socket. */
   async start(): Promise<void> {
-    const child = spawn("redis-server", [
+    const child = spawnTied("redis-server", [
       "--port",
       "0",
       "--unixsocket",
@@ -68,6 +83,13 @@ export class RedisServer {
     child.stderr!.on("data", (chunk) => this.#log.push(String(chunk)));
     const deadline = Date.now() + 10_000;
     while (!/ready to accept connections/i.test(this.#log.join(""))) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(
+          `redis-server exited at start (install it with 'apt-get install redis-server'):\n${
+            this.#log.join("")
+          }`,
+        );
+      }
       if (Date.now() > deadline) {
         throw new Error(`redis-server did not start within 10 s:\n${this.#log.join("")}`);
       }
@@ -121,7 +143,7 @@ export class WorkerNodeProcess {
       command = process.execPath;
       base = [fileURLToPath(new URL("../cli/main.js", import.meta.url))];
     }
-    this.child = spawn(command, [...base, "worker", ...args], {
+    this.child = spawnTied(command, [...base, "worker", ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       cwd: repoRoot,
     });
