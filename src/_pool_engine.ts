@@ -270,7 +270,7 @@ export interface PoolStats {
 }
 
 /** The last samples of a measure, for percentiles. */
-class Samples {
+export class Samples {
   #values = new Float64Array(1024);
   #count = 0;
 

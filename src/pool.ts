@@ -37,6 +37,7 @@ import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start
 
 export type { PoolStats };
 import { Future } from "./future.ts";
+import { checkArgLists, checkIterable, isAsyncIterable } from "./_iterables.ts";
 
 /** Options for {@linkcode ThreadPool}; {@linkcode PoolOptions} adds the start method. */
 export interface ThreadPoolOptions {
@@ -207,21 +208,6 @@ const IMAP_OPTION_NAMES = [...MAP_OPTION_NAMES, "buffersize"] as const;
 /** `initArgs` go to every worker: one that cannot is refused now, not at the first task. */
 function checkInitArgs(initArgs: unknown[], kind: string, workerKind: WorkerKind): void {
   checkSendable(initArgs, workerKind, `${kind} 'initArgs' argument`);
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof (value as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === "function";
-}
-
-function checkIterable(value: unknown, what: string): void {
-  if (
-    value === null || value === undefined ||
-    (typeof (value as Iterable<unknown>)[Symbol.iterator] !== "function" && !isAsyncIterable(value))
-  ) {
-    throw new TypeError(
-      `${what} 'iterable' must be an iterable or async iterable: received ${describeValue(value)}`,
-    );
-  }
 }
 
 const CHUNK_TARGET_MS = 1;
@@ -995,16 +981,6 @@ export abstract class BasePool {
  */
 function cancelUnstarted(task: Task): void {
   if (task.state() === "pending") task.cancel();
-}
-
-function checkArgLists(items: unknown[], what: string): void {
-  for (let i = 0; i < items.length; i++) {
-    if (!Array.isArray(items[i])) {
-      throw new TypeError(
-        `${what} items must be arrays of arguments: item ${i} is ${describeValue(items[i])}`,
-      );
-    }
-  }
 }
 
 /**

@@ -24,7 +24,8 @@ import { relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { TaskMode } from "../_protocol.ts";
-import { type PoolStats, type TargetEntry, targetEntry } from "../_pool_engine.ts";
+import { type PoolStats, Samples, type TargetEntry, targetEntry } from "../_pool_engine.ts";
+import { checkArgLists, checkIterable, isAsyncIterable } from "../_iterables.ts";
 import {
   checkInteger,
   checkModule,
@@ -164,54 +165,11 @@ class RemoteTask<T = unknown> implements FutureTask<T> {
   }
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof (value as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === "function";
-}
-
-function checkIterable(value: unknown, what: string): void {
-  if (
-    value === null || value === undefined ||
-    (typeof (value as Iterable<unknown>)[Symbol.iterator] !== "function" && !isAsyncIterable(value))
-  ) {
-    throw new TypeError(
-      `${what} 'iterable' must be an iterable or async iterable: received ${describeValue(value)}`,
-    );
-  }
-}
-
-function checkArgLists(items: unknown[], what: string): void {
-  for (let i = 0; i < items.length; i++) {
-    if (!Array.isArray(items[i])) {
-      throw new TypeError(
-        `${what} items must be arrays of arguments: item ${i} is ${describeValue(items[i])}`,
-      );
-    }
-  }
-}
-
 /** Lets a connection hold the program open, or not, as a timer's `ref()`/`unref()`. */
 function holdProgram(redis: Redis, holding: boolean): void {
   const stream = (redis as unknown as { stream?: { ref?(): void; unref?(): void } }).stream;
   if (holding) stream?.ref?.();
   else stream?.unref?.();
-}
-
-/** The last samples of a measure, for percentiles. */
-class Samples {
-  #values = new Float64Array(1024);
-  #count = 0;
-
-  add(value: number): void {
-    this.#values[this.#count++ & 1023] = value;
-  }
-
-  percentiles(): { p50: number; p99: number } {
-    const n = Math.min(this.#count, 1024);
-    if (n === 0) return { p50: 0, p99: 0 };
-    const sorted = this.#values.slice(0, n).sort();
-    const at = (q: number) => sorted[Math.min(n - 1, Math.floor(q * n))];
-    return { p50: at(0.5), p99: at(0.99) };
-  }
 }
 
 /**
