@@ -36,8 +36,6 @@ let current: { name: string; daemon: boolean; pid: number } = {
 let parent: ProcessRecord | null = null;
 let inheritedStartMethod: "spawn" | "forkserver" | undefined;
 let inheritedPreload: string[] = [];
-// Set by the child entry: whether this realm is a multiproc child at all.
-let child = false;
 
 /** The process that runs this realm: its name, pid and daemon flag. */
 export function currentRecord(): { name: string; daemon: boolean; pid: number } {
@@ -57,11 +55,6 @@ export function parentRecord(): ProcessRecord | null {
 /** Whether the process that this realm belongs to still has `record` for its parent. */
 export function parentAlive(record: ProcessRecord): boolean {
   return pids().ppid === record.pid;
-}
-
-/** Whether this realm is a worker thread or child process started by multiproc. */
-export function isChild(): boolean {
-  return child;
 }
 
 /** The start method inherited from the parent, if it sent one. */
@@ -105,7 +98,6 @@ export function contextFor(
 
 /** Takes on what the parent sent: called by the child entry before any task. */
 export function adoptContext(message: ContextMessage): void {
-  child = true;
   current = {
     name: message.process.name,
     daemon: message.process.daemon,
