@@ -17,6 +17,11 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type BenchCommand, type BenchResult, median, type Progress } from "./_bench.ts";
 import { integerOption, type Settings } from "./_options.ts";
+import { lazyImport } from "./_lazy_import.deno.ts";
+import type { ThreadPool } from "../src/pool.ts";
+
+/** What the benchmark uses of a `DistributedPool`: the methods that it shares with the local pools. */
+type PoolLike = Pick<ThreadPool, "apply" | "map" | "submit" | "close" | "join">;
 
 const LEASE_MS = 1000;
 const CHECK_MS = 500;
@@ -89,8 +94,14 @@ function startNode(connection: string, queue: string, args: string[]): Child {
 }
 
 async function run(settings: Settings, progress: Progress): Promise<BenchResult> {
-  const { DistributedPool } = await import("../distributed.ts");
-  const { bareBullmqJobsPerSecond } = await import("./_bench_distributed_bare.ts");
+  // Loaded here, so that the other commands never load (nor download) bullmq and ioredis.
+  const { DistributedPool } = await lazyImport("../distributed.ts", import.meta.url) as {
+    DistributedPool: new (options: { connection: string; queue: string }) => PoolLike;
+  };
+  const { bareBullmqJobsPerSecond } = await lazyImport(
+    "./_bench_distributed_bare.ts",
+    import.meta.url,
+  ) as { bareBullmqJobsPerSecond(connection: string, jobs: number): Promise<number> };
   const tasks = settings.tasks as number;
   const mapItems = settings["map-items"] as number;
   const children: Child[] = [];

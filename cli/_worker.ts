@@ -6,6 +6,8 @@
  * @module
  */
 import process from "node:process";
+import type { WorkerNode, WorkerNodeOptions } from "../src/distributed/_node_options.ts";
+import { lazyImport } from "./_lazy_import.deno.ts";
 import { integerOption, type OptionSpec, type Settings, UsageError } from "./_options.ts";
 
 /** The options of `multiproc worker`. */
@@ -83,8 +85,13 @@ export function checkWorkerSettings(settings: Settings): void {
  * @param cpus The default number of processes.
  */
 export async function runWorker(settings: Settings, cpus: number): Promise<void> {
-  // Loaded here, so that the other commands never load bullmq and ioredis.
-  const { startWorkerNode } = await import("../src/distributed/_node_main.ts");
+  // Loaded here, so that the other commands never load (nor download) bullmq and ioredis.
+  const { startWorkerNode } = await lazyImport(
+    "../src/distributed/_node_main.ts",
+    import.meta.url,
+  ) as {
+    startWorkerNode(options: WorkerNodeOptions): Promise<WorkerNode>;
+  };
   const threads = settings.threads as number | undefined;
   const node = await startWorkerNode({
     connection: settings.connection as string,

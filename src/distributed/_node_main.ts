@@ -19,6 +19,7 @@ import { Redis, type RedisOptions } from "npm:ioredis@^6.0.0";
 import { type Job, Worker } from "npm:bullmq@^6.7.0";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { WorkerNode, WorkerNodeOptions } from "./_node_options.ts";
 import { Pool, ThreadPool } from "../pool.ts";
 import { encode } from "./_codec.ts";
 import { moduleHash } from "./_module_hash.ts";
@@ -36,35 +37,7 @@ import {
   type WireTask,
 } from "./_wire.ts";
 
-/** How a node is started. */
-export interface WorkerNodeOptions {
-  /** Redis: a URL or a socket path, as `DistributedPool`'s `connection`. */
-  connection: string;
-  /** The queue to serve. */
-  queue: string;
-  /** The directory that task modules are named relative to. */
-  root: string;
-  /** Run tasks in a `Pool` of this many processes (the default), or… */
-  processes?: number;
-  /** …in a `ThreadPool` of this many threads. */
-  threads?: number;
-  /** Run self-contained functions sent as source text. */
-  allowSource?: boolean;
-  /** How long a job's lock lasts without renewal: a node silent for longer is taken for lost. */
-  leaseMs?: number;
-  /** How often the node looks for jobs whose lock lapsed. */
-  checkMs?: number;
-  /** Where the node reports what it does. */
-  log?: (line: string) => void;
-}
-
-/** A running node. */
-export interface WorkerNode {
-  /** Takes no new jobs, finishes those it holds, then ends its pool and connections. */
-  drain(): Promise<void>;
-  /** How many processes or threads run tasks. */
-  size: number;
-}
+export type { WorkerNode, WorkerNodeOptions };
 
 const nodeTaskModule = new URL("./_node_task.ts", import.meta.url);
 
