@@ -84,6 +84,10 @@ export class TaskLoop {
   /** The ids of the tasks that run now. */
   #active = new Set<number>();
   #slotFreed: (() => void) | undefined;
+  /** Whether the task that `#run` ran threw. */
+  #threw = false;
+  /** When the last task ended (or the loop resumed), in `performance.now()`. */
+  #lastEnd = 0;
 
   constructor(link: ParentLink, options: TaskLoopOptions, preloaded: Promise<void>) {
     this.#link = link;
@@ -213,7 +217,7 @@ export class TaskLoop {
       if (Atomics.compareExchange(this.#claims, task.claim, task.id, -task.id) !== task.id) {
         return false;
       }
-      this.#startTimes![task.claim] = performance.timeOrigin + performance.now();
+      this.#startTimes![task.claim] = performance.timeOrigin + this.#lastEnd;
     }
     return true;
   }
@@ -228,15 +232,18 @@ export class TaskLoop {
       if (task) await this.#endOnce(task.id, false, error);
       return;
     }
+    this.#lastEnd = performance.now();
     for (;;) {
       if (this.#active.size >= this.#concurrency) {
         this.#flush();
         await new Promise<void>((resolve) => this.#slotFreed = resolve);
+        this.#lastEnd = performance.now();
         continue;
       }
       // A process reads the parent's skips before each task; a thread sees them in its claims.
       if (this.#announce && (this.#results.length > 0 || this.#active.size > 0)) {
         await yieldToEventLoop();
+        this.#lastEnd = performance.now();
       }
       const task = this.#next();
       if (!task) break;
@@ -245,6 +252,7 @@ export class TaskLoop {
         this.#flush();
         try {
           target = await this.#resolve(task.targetId);
+          this.#lastEnd = performance.now();
         } catch (error) {
           if (this.#once) return await this.#endOnce(task.id, false, error);
           if (this.#take(task)) {
@@ -256,40 +264,52 @@ export class TaskLoop {
         }
       }
       if (!this.#take(task)) continue;
-      if (this.#announce) await this.#began(task.id);
+      if (this.#announce) {
+        await this.#began(task.id);
+        this.#lastEnd = performance.now();
+      }
       if (this.#once) {
-        const { ok, value } = await this.#settled(this.#run(task, target));
+        const outcome = this.#run(task, target);
+        const { ok, value } = outcome instanceof Waiting
+          ? await outcome.promise
+          : { ok: !this.#threw, value: outcome };
         await this.#endOnce(task.id, ok, value);
         return;
       }
-      const started = performance.now();
+      // Back to back, a task begins when the one before it ended: one clock read per task.
+      const started = this.#lastEnd;
       this.#active.add(task.id);
-      let outcome = this.#run(task, target);
-      if (isThenable(outcome)) {
+      const outcome = this.#run(task, target);
+      if (outcome instanceof Waiting) {
         // The task waits: its results so far go out now, not after it.
         this.#flush();
         if (this.#concurrency > 1) {
           // Others may run meanwhile; this one reports when it ends.
-          this.#settled(outcome).then(({ ok, value }) => {
+          outcome.promise.then(({ ok, value }) => {
             this.#finishTask(task.id, ok, value, Infinity);
             this.#flush();
           });
           continue;
         }
-        outcome = await this.#settled(outcome);
+        const { ok, value } = await outcome.promise;
+        this.#lastEnd = performance.now();
+        this.#finishTask(task.id, ok, value, Infinity);
+        continue;
       }
-      const { ok, value } = outcome as { ok: boolean; value: unknown };
-      this.#finishTask(task.id, ok, value, performance.now() - started);
+      const threw = this.#threw;
+      this.#lastEnd = performance.now();
+      this.#finishTask(task.id, !threw, outcome, this.#lastEnd - started);
     }
     this.#flush();
     this.#running = false;
   }
 
-  /** Runs one task: its outcome, or a promise of it when the task waits. */
-  #run(
-    task: QueuedTask,
-    target: AnyFunction,
-  ): { ok: boolean; value: unknown } | Promise<{ ok: boolean; value: unknown }> {
+  /**
+   * Runs one task: its value (with `#threw` set when it threw), or, when the task waits, a
+   * {@linkcode Waiting} for its outcome.
+   */
+  #run(task: QueuedTask, target: AnyFunction): unknown {
+    this.#threw = false;
     try {
       let args = task.payload as unknown[];
       // Shared objects among the arguments come back to life here; plain data passes as is.
@@ -298,35 +318,34 @@ export class TaskLoop {
         : args;
       if (decoded !== args || this.#once) {
         // Locks that the task took through the broker are settled before its outcome.
-        return (async () => {
-          args = await decoded;
-          let value = task.mode === TaskMode.Apply
-            ? target.apply(undefined, args)
-            : await this.#runChunk(target, task.mode, args);
-          if (isThenable(value)) value = await value;
-          await settleTask();
-          return { ok: true, value };
-        })().catch((error) => ({ ok: false, value: error }));
+        return new Waiting(
+          (async () => {
+            args = await decoded;
+            let value = task.mode === TaskMode.Apply
+              ? target.apply(undefined, args)
+              : await this.#runChunk(target, task.mode, args);
+            if (isThenable(value)) value = await value;
+            await settleTask();
+            return { ok: true, value };
+          })().catch((error) => ({ ok: false, value: error })),
+        );
       }
       const value = task.mode === TaskMode.Apply
         ? target.apply(undefined, args)
         : this.#runChunk(target, task.mode, args);
       if (isThenable(value)) {
-        return Promise.resolve(value).then(
-          (value) => ({ ok: true, value }),
-          (error) => ({ ok: false, value: error }),
+        return new Waiting(
+          Promise.resolve(value).then(
+            (value) => ({ ok: true, value }),
+            (error) => ({ ok: false, value: error }),
+          ),
         );
       }
-      return { ok: true, value };
+      return value;
     } catch (error) {
-      return { ok: false, value: error };
+      this.#threw = true;
+      return error;
     }
-  }
-
-  #settled(
-    outcome: { ok: boolean; value: unknown } | Promise<{ ok: boolean; value: unknown }>,
-  ): Promise<{ ok: boolean; value: unknown }> {
-    return Promise.resolve(outcome);
   }
 
   /** Records a task's outcome, and sends what is due. */
@@ -334,12 +353,12 @@ export class TaskLoop {
     this.#active.delete(id);
     if (ok) this.#addResult(id, value);
     else this.#results.push(id, 0, serializeError(value));
-    if (this.#results.length === 3) this.#firstResultAt = performance.now();
+    if (this.#results.length === 3) this.#firstResultAt = this.#lastEnd;
     // A process sends it with the news of its next task, or once it has none (see #drain).
     if (
       !this.#announce && (!this.#batchResults || tookMs >= BATCH_BELOW_MS ||
         this.#results.length >= 3 * FLUSH_AFTER_RESULTS ||
-        performance.now() - this.#firstResultAt >= FLUSH_AFTER_MS)
+        this.#lastEnd - this.#firstResultAt >= FLUSH_AFTER_MS)
     ) this.#flush();
     const wake = this.#slotFreed;
     this.#slotFreed = undefined;
@@ -529,6 +548,11 @@ export class TaskLoop {
       }
     }
   }
+}
+
+/** The outcome of a task that waits. */
+class Waiting {
+  constructor(readonly promise: Promise<{ ok: boolean; value: unknown }>) {}
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
