@@ -27,9 +27,7 @@ import {
   checkString,
   checkTimeoutMs,
   describeValue,
-  longDelay,
 } from "./_checks.ts";
-import { TimeoutError } from "./errors.ts";
 import { checkNotImportingMain } from "./_process_context.ts";
 import { checkSendable, processKind, threadKind, type WorkerKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
@@ -37,7 +35,8 @@ import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start
 
 export type { PoolStats };
 import { Future } from "./future.ts";
-import { checkArgLists, checkIterable, isAsyncIterable } from "./_iterables.ts";
+import { checkIterable, isAsyncIterable } from "./_iterables.ts";
+import { type ChunkHooks, eagerMap, lazyMap } from "./_chunked_map.ts";
 
 /** Options for {@linkcode ThreadPool}; {@linkcode PoolOptions} adds the start method. */
 export interface ThreadPoolOptions {
@@ -534,54 +533,28 @@ export abstract class BasePool {
       return results;
     }
     const items = Array.isArray(iterable) ? iterable : Array.from(iterable as Iterable<unknown>);
-    if (mode === TaskMode.Starmap) checkArgLists(items, what);
-    if (items.length === 0) return [];
     const size = chunksize ?? Math.max(1, Math.ceil(items.length / (4 * this.size)));
-    const tasks: Task[] = [];
-    try {
-      for (let start = 0; start < items.length; start += size) {
-        const chunk = items.slice(start, start + size);
-        tasks.push(this.#engine.submit(target, mode, chunk, chunk.length, what, true));
-      }
-    } catch (error) {
-      for (const task of tasks) this.#engine.cancelQueued(task);
-      throw error;
-    }
-    const results = new Array(items.length);
-    const all = new Promise<unknown[]>((resolve, reject) => {
-      let remaining = tasks.length;
-      let failed = false;
-      for (let k = 0; k < tasks.length; k++) {
-        tasks[k].promise.then(
-          (values) => {
-            const chunk = values as unknown[];
-            const offset = k * size;
-            for (let i = 0; i < chunk.length; i++) results[offset + i] = chunk[i];
-            if (--remaining === 0 && !failed) resolve(results);
-          },
-          (error) => {
-            if (failed) return;
-            failed = true;
-            for (const task of tasks) this.#engine.cancelQueued(task);
-            reject(error);
-          },
-        );
-      }
+    return await eagerMap(items, size, this.#chunkHooks(target, mode, what), {
+      mode,
+      what,
+      timeoutMs,
     });
-    if (timeoutMs === undefined || timeoutMs === Infinity) return await all;
-    const timeout = longDelay(timeoutMs);
-    try {
-      return await Promise.race([
-        all,
-        timeout.done.then(() => {
-          all.catch(() => {});
-          for (const task of tasks) cancelUnstarted(task);
-          throw new TimeoutError(`${what} did not finish within ${timeoutMs} ms`);
-        }),
-      ]);
-    } finally {
-      timeout.timer.clear();
-    }
+  }
+
+  /** How the shared map drivers submit and take back this pool's chunks. */
+  #chunkHooks(
+    target: ReturnType<typeof targetEntry>,
+    mode: TaskMode,
+    what: string,
+  ): ChunkHooks<Task> {
+    return {
+      room: () => this.#engine.room(),
+      refusal: () => this.#engine.refusal(),
+      chunkSize: () => this.#adaptiveChunk(),
+      submit: (chunk) => this.#engine.submit(target, mode, chunk, chunk.length, what, true),
+      drop: (task) => this.#engine.cancelQueued(task),
+      dropUnstarted: cancelUnstarted,
+    };
   }
 
   /**
@@ -691,7 +664,7 @@ export abstract class BasePool {
     return Math.max(1, Math.min(MAX_AUTO_CHUNK, Math.floor(CHUNK_TARGET_MS / itemMs)));
   }
 
-  async *#imap(
+  #imap(
     target: ReturnType<typeof targetEntry>,
     iterable: unknown,
     chunksize: number | undefined,
@@ -701,107 +674,11 @@ export abstract class BasePool {
     what: string,
     timeoutMs?: number,
   ): AsyncGenerator<unknown, void, undefined> {
-    const iterator = isAsyncIterable(iterable)
-      ? iterable[Symbol.asyncIterator]()
-      : (iterable as Iterable<unknown>)[Symbol.iterator]();
-    const pending = new Set<Task>();
-    const order: Task[] = [];
-    let orderHead = 0;
-    // Unordered: chunks in the order they settle.
-    const settled: Task[] = [];
-    let wake: (() => void) | undefined;
-    let exhausted = false;
-    // An error of the input itself: thrown once the results of the items before it are out.
-    let inputError: { error: unknown } | undefined;
-    // With timeoutMs, every wait races the deadline, counted from the call.
-    const deadline = timeoutMs === undefined || timeoutMs === Infinity
-      ? undefined
-      : longDelay(timeoutMs);
-    const expired = deadline?.done.then(() => {
-      throw new TimeoutError(`${what} did not finish within ${timeoutMs} ms`);
+    return lazyMap(iterable, chunksize, buffersize, ordered, this.#chunkHooks(target, mode, what), {
+      mode,
+      what,
+      timeoutMs,
     });
-    expired?.catch(() => {});
-    const race = <T>(promise: Promise<T>): Promise<T> =>
-      expired ? Promise.race([promise, expired]) : promise;
-    const onSettled = (task: Task) => {
-      settled.push(task);
-      wake?.();
-    };
-    const next = async (): Promise<IteratorResult<unknown>> => {
-      try {
-        return await iterator.next();
-      } catch (error) {
-        inputError = { error };
-        return { done: true, value: undefined };
-      }
-    };
-    const fill = async () => {
-      while (!exhausted && pending.size < buffersize) {
-        await race(this.#engine.room());
-        const refusal = this.#engine.refusal();
-        if (refusal) throw refusal;
-        const size = chunksize ?? this.#adaptiveChunk();
-        const chunk: unknown[] = [];
-        while (chunk.length < size) {
-          const step = await race(next());
-          if (step.done) {
-            exhausted = true;
-            break;
-          }
-          chunk.push(step.value);
-        }
-        if (chunk.length === 0) break;
-        if (mode === TaskMode.Starmap) checkArgLists(chunk, what);
-        const task = this.#engine.submit(target, mode, chunk, chunk.length, what, true);
-        pending.add(task);
-        // Chunks left behind by an early exit are cancelled; nobody awaits them then.
-        task.promise.catch(() => {});
-        if (ordered) order.push(task);
-        else {
-          const done = () => onSettled(task);
-          task.promise.then(done, done);
-        }
-      }
-    };
-    let timedOut = false;
-    try {
-      await fill();
-      while (pending.size > 0) {
-        let task: Task;
-        if (ordered) {
-          task = order[orderHead];
-          order[orderHead++] = undefined as unknown as Task;
-          if (orderHead > 1024 && orderHead * 2 > order.length) {
-            order.splice(0, orderHead);
-            orderHead = 0;
-          }
-        } else {
-          while (settled.length === 0) {
-            await race(new Promise<void>((resolve) => wake = resolve));
-            wake = undefined;
-          }
-          task = settled.shift()!;
-        }
-        // A result that is ready is yielded even past the deadline, as Python's does.
-        const values = await race(task.promise) as unknown[];
-        pending.delete(task);
-        // Submit more before handing results out, so the workers stay busy meanwhile.
-        await fill();
-        for (const value of values) yield value;
-      }
-      if (inputError) throw inputError.error;
-    } catch (error) {
-      timedOut = error instanceof TimeoutError && expired !== undefined;
-      throw error;
-    } finally {
-      deadline?.timer.clear();
-      for (const task of pending) {
-        if (timedOut) cancelUnstarted(task);
-        else this.#engine.cancelQueued(task);
-      }
-      // An input that ended, or threw, is done; one left behind is closed.
-      if (!exhausted) await iterator.return?.();
-    }
   }
 
   /**

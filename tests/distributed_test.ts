@@ -13,7 +13,7 @@ import {
 } from "@std/assert";
 import { fileURLToPath } from "node:url";
 import { DistributedPool, WorkerLostError } from "../distributed.ts";
-import { asCompleted, Queue, wait } from "../mod.ts";
+import { asCompleted, Queue, TimeoutError, wait } from "../mod.ts";
 import { add, delayed, echo, fail } from "./fixtures/distributed_targets.ts";
 import { fixturePath, runFixture } from "./_helpers.ts";
 import { repoRoot, withCluster } from "./_redis.ts";
@@ -171,6 +171,10 @@ test("DistributedPool.map() rejects with the first error; bad items and options 
       TypeError,
       "'iterable'",
     );
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(() => resolve(ms), ms));
+    await assertRejects(() => pool.map(sleep, [1500], { timeoutMs: 100 }), TimeoutError);
+    const slow = pool.imap(sleep, [1500], { timeoutMs: 100 });
+    await assertRejects(() => slow.next(), TimeoutError);
     async function* letters() {
       yield* ["a", "b", "c"];
     }

@@ -25,7 +25,8 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { TaskMode } from "../_protocol.ts";
 import { type PoolStats, Samples, type TargetEntry, targetEntry } from "../_pool_engine.ts";
-import { checkArgLists, checkIterable, isAsyncIterable } from "../_iterables.ts";
+import { checkIterable, isAsyncIterable } from "../_iterables.ts";
+import { type ChunkHooks, eagerMap, lazyMap } from "../_chunked_map.ts";
 import {
   checkInteger,
   checkModule,
@@ -99,7 +100,7 @@ const POOL_OPTION_NAMES = [
   "root",
 ] as const satisfies readonly (keyof DistributedPoolOptions)[];
 const TASK_OPTION_NAMES = ["signal", "timeoutMs", "module"] as const;
-const MAP_OPTION_NAMES = ["chunksize", "module"] as const;
+const MAP_OPTION_NAMES = ["chunksize", "module", "timeoutMs"] as const;
 const IMAP_OPTION_NAMES = [...MAP_OPTION_NAMES, "buffersize"] as const;
 
 /** The longest that pending futures wait on a Redis that does not answer. */
@@ -776,7 +777,7 @@ export class DistributedPool {
     options: ImapOptions | undefined,
     what: string,
     known: readonly (keyof ImapOptions)[],
-  ): { entry: TargetEntry; chunksize?: number; buffersize: number } {
+  ): { entry: TargetEntry; chunksize?: number; buffersize: number; timeoutMs?: number } {
     const refusal = this.#refusal();
     if (refusal) throw refusal;
     checkOptions(
@@ -791,7 +792,8 @@ export class DistributedPool {
     checkIterable(iterable, what);
     const chunksize = checkPositiveInteger(options?.chunksize, "chunksize");
     const buffersize = checkPositiveInteger(options?.buffersize, "buffersize") ?? DEFAULT_BUFFER;
-    return { entry, chunksize, buffersize };
+    const timeoutMs = checkTimeoutMs(options?.timeoutMs, what);
+    return { entry, chunksize, buffersize, timeoutMs };
   }
 
   /**
@@ -863,55 +865,56 @@ export class DistributedPool {
     mode: TaskMode,
     what: string,
   ): Promise<unknown[]> {
-    const { entry, chunksize } = this.#chunkOptions(fn, iterable, options, what, MAP_OPTION_NAMES);
+    const { entry, chunksize, timeoutMs } = this.#chunkOptions(
+      fn,
+      iterable,
+      options,
+      what,
+      MAP_OPTION_NAMES,
+    );
     if (isAsyncIterable(iterable) && !Array.isArray(iterable)) {
       const results: unknown[] = [];
       for await (
-        const value of this.#imap(entry, iterable, chunksize, DEFAULT_BUFFER, mode, true, what)
+        const value of this.#imap(
+          entry,
+          iterable,
+          chunksize,
+          DEFAULT_BUFFER,
+          mode,
+          true,
+          what,
+          timeoutMs,
+        )
       ) results.push(value);
       return results;
     }
     const items = Array.isArray(iterable) ? iterable : Array.from(iterable as Iterable<unknown>);
-    if (mode === TaskMode.Starmap) checkArgLists(items, what);
-    if (items.length === 0) return [];
     const size = chunksize ??
       Math.min(MAX_AUTO_CHUNK, Math.max(1, Math.ceil(items.length / MAP_CHUNKS)));
-    const tasks: RemoteTask[] = [];
-    try {
-      for (let start = 0; start < items.length; start += size) {
-        if (this.#maxQueue !== undefined) await this.waitForRoom();
-        const refusal = this.#refusal();
-        if (refusal && this.#state === "terminated") throw refusal;
-        const chunk = items.slice(start, start + size);
-        const task = this.#newTask(entry, mode, chunk, chunk.length, what);
-        task.promise.catch(noop);
-        tasks.push(task);
-      }
-    } catch (error) {
-      for (const task of tasks) task.cancel();
-      throw error;
-    }
-    const results = new Array(items.length);
-    return await new Promise<unknown[]>((resolve, reject) => {
-      let remaining = tasks.length;
-      let failed = false;
-      for (let k = 0; k < tasks.length; k++) {
-        tasks[k].promise.then(
-          (values) => {
-            const chunk = values as unknown[];
-            const offset = k * size;
-            for (let i = 0; i < chunk.length; i++) results[offset + i] = chunk[i];
-            if (--remaining === 0 && !failed) resolve(results);
-          },
-          (error) => {
-            if (failed) return;
-            failed = true;
-            for (const task of tasks) task.cancel();
-            reject(error);
-          },
-        );
-      }
+    return await eagerMap(items, size, this.#chunkHooks(entry, mode, what), {
+      mode,
+      what,
+      timeoutMs,
     });
+  }
+
+  /** How the shared map drivers submit and take back this pool's chunks. */
+  #chunkHooks(entry: TargetEntry, mode: TaskMode, what: string): ChunkHooks<RemoteTask> {
+    // Until the first chunk's speed is known, chunks double from 1: each chunk costs a job.
+    let grow = 1;
+    return {
+      room: () => this.waitForRoom(),
+      refusal: () => this.#refusal(),
+      chunkSize: () => {
+        const size = Math.max(this.#adaptiveChunk(), this.#itemMs < 0 ? grow : 1);
+        grow = Math.min(MAX_AUTO_CHUNK, grow * 2);
+        return size;
+      },
+      submit: (chunk) => this.#newTask(entry, mode, chunk, chunk.length, what),
+      drop: (task) => task.cancel(),
+      dropUnstarted: (task) => task.cancel(),
+      eagerRoom: this.#maxQueue !== undefined,
+    };
   }
 
   /**
@@ -975,7 +978,7 @@ export class DistributedPool {
     ordered: boolean,
   ): AsyncGenerator<Awaited<R>, void, undefined> {
     const what = `DistributedPool.${ordered ? "imap" : "imapUnordered"}()`;
-    const { entry, chunksize, buffersize } = this.#chunkOptions(
+    const { entry, chunksize, buffersize, timeoutMs } = this.#chunkOptions(
       fn,
       iterable,
       options,
@@ -990,6 +993,7 @@ export class DistributedPool {
       TaskMode.Map,
       ordered,
       what,
+      timeoutMs,
     ) as AsyncGenerator<Awaited<R>, void, undefined>;
   }
 
@@ -1000,7 +1004,7 @@ export class DistributedPool {
     return Math.max(1, Math.min(MAX_AUTO_CHUNK, Math.floor(CHUNK_TARGET_MS / this.#itemMs)));
   }
 
-  async *#imap(
+  #imap(
     entry: TargetEntry,
     iterable: unknown,
     chunksize: number | undefined,
@@ -1008,74 +1012,13 @@ export class DistributedPool {
     mode: TaskMode,
     ordered: boolean,
     what: string,
+    timeoutMs: number | undefined,
   ): AsyncGenerator<unknown, void, undefined> {
-    const iterator = isAsyncIterable(iterable)
-      ? iterable[Symbol.asyncIterator]()
-      : (iterable as Iterable<unknown>)[Symbol.iterator]();
-    const pending = new Set<RemoteTask>();
-    const order: RemoteTask[] = [];
-    let orderHead = 0;
-    const settled: RemoteTask[] = [];
-    let wake: (() => void) | undefined;
-    let exhausted = false;
-    // Until the first chunk's speed is known, more chunks of one item would each cost a job.
-    let grow = 1;
-    const fill = async () => {
-      while (!exhausted && pending.size < buffersize) {
-        if (this.#maxQueue !== undefined) await this.waitForRoom();
-        const refusal = this.#refusal();
-        if (refusal && this.#state === "terminated") throw refusal;
-        const size = chunksize ?? Math.max(this.#adaptiveChunk(), this.#itemMs < 0 ? grow : 1);
-        grow = Math.min(MAX_AUTO_CHUNK, grow * 2);
-        const chunk: unknown[] = [];
-        while (chunk.length < size) {
-          const step = await iterator.next();
-          if (step.done) {
-            exhausted = true;
-            break;
-          }
-          chunk.push(step.value);
-        }
-        if (chunk.length === 0) break;
-        if (mode === TaskMode.Starmap) checkArgLists(chunk, what);
-        const task = this.#newTask(entry, mode, chunk, chunk.length, what);
-        pending.add(task);
-        task.promise.catch(noop);
-        if (ordered) order.push(task);
-        else {
-          const done = () => {
-            settled.push(task);
-            wake?.();
-          };
-          task.promise.then(done, done);
-        }
-      }
-    };
-    let finished = false;
-    try {
-      await fill();
-      while (pending.size > 0) {
-        let task: RemoteTask;
-        if (ordered) {
-          task = order[orderHead];
-          order[orderHead++] = undefined as unknown as RemoteTask;
-        } else {
-          while (settled.length === 0) {
-            await new Promise<void>((resolve) => wake = resolve);
-            wake = undefined;
-          }
-          task = settled.shift()!;
-        }
-        const values = await task.promise as unknown[];
-        pending.delete(task);
-        await fill();
-        for (const value of values) yield value;
-      }
-      finished = true;
-    } finally {
-      for (const task of pending) task.cancel();
-      if (!finished || !exhausted) await iterator.return?.();
-    }
+    return lazyMap(iterable, chunksize, buffersize, ordered, this.#chunkHooks(entry, mode, what), {
+      mode,
+      what,
+      timeoutMs,
+    });
   }
 
   /**
