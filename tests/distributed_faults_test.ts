@@ -9,12 +9,13 @@ import {
   assertInstanceOf,
   assertRejects,
   assertStringIncludes,
+  assertThrows,
 } from "@std/assert";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { DistributedPool, REDIS_SILENCE_MS, WorkerLostError } from "../distributed.ts";
-import { CancelledError, TimeoutError } from "../mod.ts";
+import { CancelledError, QueueFullError, TimeoutError } from "../mod.ts";
 import { add, delayed, echo, markAndWait } from "./fixtures/distributed_targets.ts";
 import { fixturePath, isPidAlive, waitUntil } from "./_helpers.ts";
 import { type Cluster, repoRoot, withCluster, type WorkerNodeProcess } from "./_redis.ts";
@@ -172,7 +173,7 @@ test("DistributedPool: a cancelled task that waits never runs; timeoutMs rejects
   }
 });
 
-test("DistributedPool: maxQueue bounds the tasks on the queue; the rest wait in order", async () => {
+test("DistributedPool: maxQueue bounds the pending tasks; past it submit() is refused", async () => {
   await withCluster({ nodeArgs: ["--processes", "2"] }, async ({ redis, queue }) => {
     await using pool = new DistributedPool({
       connection: redis.socket,
@@ -187,9 +188,11 @@ test("DistributedPool: maxQueue bounds the tasks on the queue; the rest wait in 
       assert(pool.stats().queueLength <= 3, `queue length ${pool.stats().queueLength}`);
     }
     assertEquals(await Promise.all(futures), Array.from({ length: 12 }, (_, i) => i));
-    // Past maxQueue without waiting: held here, sent as room comes, all settle.
-    const burst = Array.from({ length: 10 }, (_, i) => pool.submit(delayed, [i, 5], { module }));
-    assertEquals(await Promise.all(burst), Array.from({ length: 10 }, (_, i) => i));
+    // Past maxQueue without waiting: refused at once, as by the local pools; the others settle.
+    const burst = Array.from({ length: 3 }, (_, i) => pool.submit(delayed, [i, 50], { module }));
+    assertThrows(() => pool.submit(delayed, [9, 5], { module }), QueueFullError, "maxQueue");
+    await assertRejects(() => pool.apply(delayed, [9, 5], { module }), QueueFullError);
+    assertEquals(await Promise.all(burst), [0, 1, 2]);
     const items = Array.from({ length: 500 }, (_, i) => i);
     assertEquals(await pool.map(echo, items, { module, chunksize: 25 }), items);
     assertEquals(

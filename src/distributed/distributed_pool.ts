@@ -39,7 +39,7 @@ import {
   type LongTimeout,
   setLongTimeout,
 } from "../_checks.ts";
-import { BrokenPoolError, CancelledError, TimeoutError } from "../errors.ts";
+import { BrokenPoolError, CancelledError, QueueFullError, TimeoutError } from "../errors.ts";
 import { Future, type FutureTask, type FutureWaitOptions } from "../future.ts";
 import type { ImapOptions, MapOptions, TaskOptions } from "../pool.ts";
 import { decode, encode, UnsendableValueError } from "./_codec.ts";
@@ -74,9 +74,9 @@ export interface DistributedPoolOptions {
   /** A name for messages; defaults to `DistributedPool-1`, `DistributedPool-2`, … */
   name?: string;
   /**
-   * How many tasks may be on the queue at once. Beyond it, tasks wait in this process, in order;
-   * `map`/`imap` stop pulling their input until there is room, and a producer that calls
-   * `submit()` keeps memory bounded by awaiting `waitForRoom()` first.
+   * How many tasks may be pending at once. Past it, `submit()` and `apply()` reject at once with a
+   * `QueueFullError`, as the local pools' do; a producer that would rather wait awaits
+   * `waitForRoom()` first. `map`/`imap` pull their input only while there is room.
    */
   maxQueue?: number;
   /**
@@ -686,6 +686,11 @@ export class DistributedPool {
       timeoutMs = checkTimeoutMs(options.timeoutMs);
     }
     const entry = targetEntry(fn, module, what);
+    if (!this.#hasRoom()) {
+      throw new QueueFullError(
+        `${this.#name} has ${this.#maxQueue} tasks pending, its 'maxQueue': await waitForRoom() before submitting to wait for room instead`,
+      );
+    }
     if (args !== undefined && !Array.isArray(args)) {
       throw new TypeError(`${what} 'args' must be an array: received ${describeValue(args)}`);
     }
@@ -1115,9 +1120,9 @@ export class DistributedPool {
   }
 
   /**
-   * Waits until fewer than `maxQueue` tasks are pending. `submit()` never waits: past `maxQueue`
-   * its tasks wait in this process. A producer that awaits this before each `submit()` keeps
-   * memory bounded.
+   * Waits until fewer than `maxQueue` tasks are pending. `submit()` and `apply()` never wait: past
+   * `maxQueue` they reject with a `QueueFullError`. A producer that awaits this before each of them
+   * never meets it.
    *
    * @returns A promise that resolves when there is room (at once without `maxQueue`), or when the
    * pool no longer takes tasks.
