@@ -22,6 +22,7 @@ import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { mainModuleUrl } from "./_platform.deno.ts";
+import { parentMainModule } from "./_process_context.ts";
 
 /** Where a target is looked up, as given by the caller. */
 export interface TargetLookupOptions {
@@ -80,7 +81,8 @@ export function describeTarget(
       );
     }
   } else {
-    module = mainModuleUrl();
+    // In a child the runtime's main module is the child's entry; the program's is the parent's.
+    module = parentMainModule() ?? mainModuleUrl();
     const text = module === undefined ? undefined : readModuleText(module);
     // A main module that is no file (`deno eval`, a documentation example) cannot be imported.
     if (text === null) module = undefined;

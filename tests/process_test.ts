@@ -99,6 +99,8 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
     const out = await runFixture("main_targets", methodArgs);
     assertEquals(out.code, 0, out.stderrText);
     assertStringIncludes(out.stdoutText, "THREAD 12 PROCESS 15");
+    // A child's own process and thread find theirs in the same main module.
+    assertStringIncludes(out.stdoutText, "GRANDCHILDREN Grandchild,Child");
     assertStringIncludes(out.stdoutText, "ERROR Thread target 'usesOutside' is not exported");
     assertStringIncludes(out.stdoutText, "'outside'");
   });
