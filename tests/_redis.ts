@@ -97,6 +97,11 @@ export class RedisServer {
     }
   }
 
+  /** Sends `signal` to the server (SIGSTOP makes it fall silent, SIGCONT wakes it). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.#child?.pid !== undefined) signalPid(this.#child.pid, signal);
+  }
+
   /** Stops the server (SIGTERM, then SIGKILL), without removing its folder. */
   async halt(): Promise<void> {
     const child = this.#child;

@@ -224,3 +224,22 @@ test("DistributedPool: Redis restarted: pending futures reject in bounded time; 
     assertInstanceOf(error, Error);
   });
 });
+
+test("DistributedPool: Redis that stops answering rejects pending futures in bounded time", async () => {
+  await withCluster({ nodeArgs: ["--processes", "1"] }, async ({ redis, queue }) => {
+    await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
+    assertEquals(await pool.apply(add, [1, 1], { module }), 2);
+    const pending = pool.submit(delayed, ["never", 8000], { module });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = Date.now();
+    redis.signal("SIGSTOP");
+    try {
+      const error = await assertRejects(() => Promise.resolve(pending), WorkerLostError);
+      assertStringIncludes(error.message, "Redis");
+      assert(Date.now() - started < REDIS_SILENCE_MS + 2000, "the rejection came late");
+    } finally {
+      redis.signal("SIGCONT");
+    }
+    await pool.terminate();
+  });
+});

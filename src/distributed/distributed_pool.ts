@@ -307,7 +307,9 @@ export class DistributedPool {
     if (role === "reader") {
       // A read left over from before a restart would wait on a stream that is gone.
       base.autoResendUnfulfilledCommands = false;
-      base.commandTimeout = READ_BLOCK_MS + REDIS_SILENCE_MS;
+      // Each read blocks for READ_BLOCK_MS at most, well within this: a read still unanswered
+      // after it means that Redis went silent no earlier than when the read was sent.
+      base.commandTimeout = REDIS_SILENCE_MS;
     }
     return base;
   }
