@@ -35,8 +35,24 @@ export function connectViaIpc(): ParentLink {
         send(message, undefined, undefined, (error: Error | null) =>
           error ? reject(error) : resolve());
       }),
-    finish: (code) => process.exit(code),
+    finish: (code) => exitAfterOutput(code),
   };
+}
+
+/**
+ * Ends the process once what it wrote to stdout and stderr is out: Bun writes to a pipe in the
+ * background, and `exit()` drops what is still pending. A stream that never answers does not
+ * hold the exit for more than a moment.
+ */
+function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const exit = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write("", exit);
+  process.stderr.write("", exit);
+  setTimeout(() => process.exit(code), 1000).unref();
 }
 
 /** The line of a `node:worker_threads` worker. */

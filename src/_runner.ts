@@ -129,6 +129,12 @@ export class Runner {
     const [, ok, value] = message.results;
     if (ok === 1) this.result = value;
     else this.error = deserializeThrown(value as SerializedError);
+    if (ok !== 1 && this.kind.destination === "thread") {
+      // Python's traceback for an uncaught exception in a thread, printed by this side of the
+      // thread, which shares its stderr: it goes through this realm's console like the rest.
+      console.error(this.kind.tracebackHeader(this.name));
+      console.error(this.error);
+    }
     // A process exits by itself once it has sent its outcome; a thread is stopped, as a thread
     // ends when its target returns, whatever timers the target left behind.
     if (!this.kind.exitsAfterRun) {

@@ -403,9 +403,12 @@ export class TaskLoop {
       }
     }
     if (!ok) {
-      // Like Python's traceback on stderr for an uncaught exception in a thread or process.
-      console.error(this.#once!.header);
-      console.error(value);
+      // Like Python's traceback on stderr for an uncaught exception in a process; a thread's is
+      // printed by the parent, whose stderr it shares (see `_runner.ts`).
+      if (this.#link.kind === "process") {
+        console.error(this.#once!.header);
+        console.error(value);
+      }
       await this.#link.send({ type: "done", results: [id, 0, serializeError(value)] });
     }
     // A process ends once its non-daemon threads and processes have, as Python's does.

@@ -118,7 +118,9 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     // Asking for more than the parent holds is an error now rather than at start().
     checkChildCommand(command, "Process");
     this.#runner = new Runner(
-      processKind(startMethod ?? defaultStartMethod, command),
+      // The child's stderr passes through this process, byte for byte: what it prints reaches
+      // the same place, and reaches it through this process's own stderr stream.
+      processKind(startMethod ?? defaultStartMethod, command, { keepStderrTail: true }),
       options,
       `Process-${++processCount}`,
     );

@@ -21,6 +21,7 @@ import {
   targetsUrl,
   unsendable,
 } from "./fixtures/targets.ts";
+import { captureStderr } from "./_helpers.ts";
 
 type Kind = typeof Thread | typeof Process;
 // deno-lint-ignore no-explicit-any
@@ -36,6 +37,19 @@ export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
     // Forkserver spares outlive each test by design; they are stopped when the test run exits.
     Deno.test({ name: name + suffix, fn, sanitizeResources: !suffix, sanitizeOps: !suffix });
   const make = (options: AnyOptions): Thread | Process => new Kind(options);
+  // Starts `worker`, waits for it, and returns what it printed on stderr, which a failing target
+  // fills with its traceback as Python's does: `Exception in thread …:` or `Process …:`.
+  const runCapturing = async (worker: Thread | Process): Promise<string> => {
+    const { stderr } = await captureStderr(async () => {
+      worker.start();
+      await worker.join();
+    });
+    const header = kind === "Thread"
+      ? `Exception in thread ${worker.name}:`
+      : `Process ${worker.name}:`;
+    assertStringIncludes(stderr, header);
+    return stderr;
+  };
 
   test(`${kind} runs an exported target with its args and keeps the result`, async () => {
     const worker = make({ target: add, args: [2, 40], module: targetsUrl });
@@ -72,8 +86,8 @@ export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
 
   test(`${kind} rebuilds a thrown error with its class name, message, stack and cause`, async () => {
     const worker = make({ target: fail, args: ["it broke"], module: targetsUrl });
-    worker.start();
-    await worker.join();
+    const stderr = await runCapturing(worker);
+    assertStringIncludes(stderr, "it broke");
     assertEquals(worker.exitCode, 1);
     const error = worker.error!;
     assertInstanceOf(error, Error);
@@ -184,8 +198,7 @@ export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
 
   test(`${kind} reports a result that cannot be sent back as an error`, async () => {
     const worker = make({ target: unsendable, module: targetsUrl });
-    worker.start();
-    await worker.join();
+    assertStringIncludes(await runCapturing(worker), "return value");
     assertEquals(worker.exitCode, 1);
     assertInstanceOf(worker.error, TypeError);
     assertStringIncludes(worker.error!.message, "return value");
@@ -198,8 +211,7 @@ export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
     );
     const { unreachableTarget } = { unreachableTarget: () => 1 };
     const worker = make({ target: unreachableTarget, module: module.href });
-    worker.start();
-    await worker.join();
+    assertStringIncludes(await runCapturing(worker), "throws_on_import");
     assertEquals(worker.exitCode, 1);
     assertStringIncludes(worker.error!.message, "throws_on_import");
     assertStringIncludes(String((worker.error!.cause as Error).message), "always fails to import");

@@ -3,6 +3,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { format } from "node:util";
 import { cliCommand, moduleExtension, scriptCommand } from "./_runtime.deno.ts";
 import { setStartMethod, type StartMethod } from "../mod.ts";
 
@@ -183,4 +184,34 @@ export function childPidsOf(pid: number): number[] {
 export function applyStartMethodArgument(): void {
   const index = process.argv.indexOf("--start-method");
   if (index >= 0) setStartMethod(process.argv[index + 1] as StartMethod);
+}
+
+/**
+ * Runs `fn` with this process's stderr captured, and returns what was written there instead of
+ * showing it: the traceback that a failing target prints, as Python's does, and whatever a child
+ * process prints, which the library passes through this process. A test that expects such output
+ * captures it and asserts on it, so that red text in a run means a failure.
+ */
+export async function captureStderr<T>(
+  fn: () => T | Promise<T>,
+): Promise<{ value: T; stderr: string }> {
+  const chunks: string[] = [];
+  const stream = process.stderr;
+  const write = stream.write;
+  const consoleError = console.error;
+  stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    chunks.push(typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
+    const callback = rest.find((arg) => typeof arg === "function") as (() => void) | undefined;
+    callback?.();
+    return true;
+  }) as typeof stream.write;
+  // Deno's console writes to the descriptor itself, not through process.stderr.
+  console.error = (...args: unknown[]) => chunks.push(`${format(...args)}\n`);
+  try {
+    const value = await fn();
+    return { value, stderr: chunks.join("") };
+  } finally {
+    stream.write = write;
+    console.error = consoleError;
+  }
 }

@@ -16,6 +16,7 @@ import {
   type StartMethod,
 } from "../mod.ts";
 import { testCommonBehaviour } from "./_common_behaviour.ts";
+import { captureStderr } from "./_helpers.ts";
 import { doSomething, preloadTiming, targetsUrl } from "./fixtures/targets.ts";
 
 testCommonBehaviour(getContext("forkserver").Process, " under forkserver");
@@ -143,8 +144,12 @@ Deno.test({
     setForkserverPreload(["./no/such/preload_module.ts"]);
     try {
       const child = new (getContext("forkserver").Process)({ target: () => 1 });
-      child.start();
-      await child.join();
+      const { stderr } = await captureStderr(async () => {
+        child.start();
+        await child.join();
+      });
+      assertStringIncludes(stderr, `Process ${child.name}:`);
+      assertStringIncludes(stderr, "preload_module");
       assertEquals(child.exitCode, 1);
       assertStringIncludes(child.error!.message, "preload_module");
     } finally {

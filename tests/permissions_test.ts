@@ -2,6 +2,7 @@ import {
   assert,
   assertEquals,
   assertInstanceOf,
+  assertMatch,
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
@@ -15,12 +16,15 @@ import {
   WorkerCrashedError,
 } from "../mod.ts";
 import { runtime } from "./_runtime.deno.ts";
-import { runFixture } from "./_helpers.ts";
+import { captureStderr, runFixture } from "./_helpers.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { add, environmentOf, exhaustHeap, readLength, targetsUrl } from "./fixtures/targets.ts";
+
+// What V8 prints on stderr as it dies of its heap limit, in Deno and in Node.
+const heapDeath = /heap limit|heap out of memory|Last few GCs/i;
 
 // Two files outside the project, which a child may read only when granted. Children import this
 // module too (it is the main module of the run) and must not make files of their own; the folder
@@ -64,8 +68,11 @@ for (const method of ["spawn", "forkserver"] as const) {
       module: targetsUrl,
       permissions: "none",
     });
-    child.start();
-    await child.join();
+    const { stderr } = await captureStderr(async () => {
+      child.start();
+      await child.join();
+    });
+    assertStringIncludes(stderr, `Process ${child.name}:`);
     assertEquals(child.exitCode, 1);
     assert(deniedRead(child.error), `expected a permission error, got ${child.error}`);
   });
@@ -97,7 +104,11 @@ for (const method of ["spawn", "forkserver"] as const) {
       module: targetsUrl,
       maxHeapMb: 32,
     });
-    const error = await pool.apply(exhaustHeap).then(() => undefined, (e: Error) => e);
+    // The runtime's own last words on its heap come through this process's stderr.
+    const { value: error, stderr } = await captureStderr(() =>
+      pool.apply(exhaustHeap).then(() => undefined, (e: Error) => e)
+    );
+    assertMatch(stderr, heapDeath);
     assertInstanceOf(error, OutOfMemoryError);
     assertInstanceOf(error, WorkerCrashedError);
     assertStringIncludes(error.message, "out of memory");
@@ -118,9 +129,12 @@ for (const method of ["spawn", "forkserver"] as const) {
       module: targetsUrl,
       permissions: { read: [inside] },
     });
-    granted.start();
-    refused.start();
-    await Promise.all([granted.join(), refused.join()]);
+    const { stderr } = await captureStderr(async () => {
+      granted.start();
+      refused.start();
+      await Promise.all([granted.join(), refused.join()]);
+    });
+    assertStringIncludes(stderr, `Process ${refused.name}:`);
     assertEquals(granted.exitCode, 0, String(granted.error));
     assertEquals(granted.result, "for the child".length);
     assert(deniedRead(refused.error), `expected a permission error, got ${refused.error}`);
@@ -185,8 +199,11 @@ Deno.test({
         (globalThis as { Deno?: { env: { get(key: string): unknown } } }).Deno!.env.get("HOME"),
       permissions: "none",
     });
-    child.start();
-    await child.join();
+    const { stderr } = await captureStderr(async () => {
+      child.start();
+      await child.join();
+    });
+    assertStringIncludes(stderr, "NotCapable");
     assertEquals(child.exitCode, 1);
     assertEquals(child.error?.name, "NotCapable");
     // Rebuilt as the runtime's own class, so that `instanceof` works as in the child.
@@ -232,8 +249,11 @@ Deno.test({
   ignore: runtime === "bun",
   async fn() {
     const child = new Process({ target: exhaustHeap, module: targetsUrl, maxHeapMb: 32 });
-    child.start();
-    await child.join();
+    const { stderr } = await captureStderr(async () => {
+      child.start();
+      await child.join();
+    });
+    assertMatch(stderr, heapDeath);
     assert(child.exitCode === -5 || child.exitCode === -6, `exit code ${child.exitCode}`);
     assertInstanceOf(child.error, OutOfMemoryError);
     assertInstanceOf(child.error, WorkerCrashedError);

@@ -23,7 +23,7 @@ import {
   transfer,
   WorkerCrashedError,
 } from "../mod.ts";
-import { isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
+import { captureStderr, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
 import {
   add,
   delayed,
@@ -257,10 +257,14 @@ for (const kind of kinds) {
 
   register(kind, " does not reject anything for an error thrown outside a task", async () => {
     await using pool = make({ size: 1 });
-    assertEquals(await pool.apply(throwLater), 1);
-    // The error ends the worker. A task sent while it dies could be taken for the one that it
-    // ran (a process cannot tell which it had started), so the next one waits for the exit.
-    assert(await waitUntil(() => pool.stats().workers === 0, 10_000), "the worker lived on");
+    const { stderr } = await captureStderr(async () => {
+      assertEquals(await pool.apply(throwLater), 1);
+      // The error ends the worker. A task sent while it dies could be taken for the one that it
+      // ran (a process cannot tell which it had started), so the next one waits for the exit.
+      assert(await waitUntil(() => pool.stats().workers === 0, 10_000), "the worker lived on");
+    });
+    // A worker process reports its uncaught error on its stderr, as the runtime does.
+    if (kind.processes) assertStringIncludes(stderr, "thrown outside any task");
     assertEquals(pool.stats().tasksFailed, 0);
     assertEquals(await pool.apply(add, [1, 2]), 3);
   });
@@ -435,10 +439,14 @@ Deno.test("Pool reports a worker killed from outside with its signal and stderr 
   await using pool = new Pool({ size: 1, module, startMethod: "spawn" });
   const pid = await pool.apply(workerPid);
   const hanging = pool.submit(stderrThenForever, ["last words before the kill"]);
-  assert(await waitUntil(() => hanging.running(), 10_000));
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  process.kill(pid, "SIGKILL");
-  const error = await assertRejects(() => hanging, WorkerCrashedError);
+  const { value: error, stderr } = await captureStderr(async () => {
+    assert(await waitUntil(() => hanging.running(), 10_000));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(pid, "SIGKILL");
+    return await assertRejects(() => hanging, WorkerCrashedError);
+  });
+  // What the worker wrote passed through this process on its way to the terminal.
+  assertStringIncludes(stderr, "last words before the kill");
   assertEquals(error.exitCode, -9);
   assertEquals(error.signal, "SIGKILL");
   assertStringIncludes(error.stderrTail, "last words before the kill");

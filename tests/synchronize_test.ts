@@ -23,6 +23,7 @@ import {
   Value,
 } from "../mod.ts";
 import { passOn, sharedTargetsUrl } from "./fixtures/shared_targets.ts";
+import { captureStderr } from "./_helpers.ts";
 
 type Kind = typeof Thread | typeof Process;
 
@@ -92,11 +93,15 @@ Deno.test("Lock.acquireSync() refuses the main thread and works in a worker", as
 
 Deno.test("Lock held by a crashed thread is released; the next acquirer gets AbandonedLockError once", async () => {
   const lock = new Lock();
-  const [crasher] = startAll(Thread, 1, async (lock: Lock) => {
-    await lock.acquire();
-    throw new Error("crash while holding the lock");
-  }, [lock]);
-  await crasher.join();
+  const { value: crasher, stderr } = await captureStderr(async () => {
+    const [crasher] = startAll(Thread, 1, async (lock: Lock) => {
+      await lock.acquire();
+      throw new Error("crash while holding the lock");
+    }, [lock]);
+    await crasher.join();
+    return crasher;
+  });
+  assertStringIncludes(stderr, `Exception in thread ${crasher.name}:`);
   assertEquals(crasher.error?.message, "crash while holding the lock");
   const error = await assertRejects(() => lock.acquire({ timeoutMs: 2000 }), AbandonedLockError);
   assertStringIncludes(error.message, "ended while it held the lock");
