@@ -308,15 +308,32 @@ Deno.test({
       assert(!String(target).startsWith("npm:"), `the import map names an npm package: ${name}`);
     }
     assert(/^deno run (?!.*--lock)/.test(config.tasks.demo), config.tasks.demo);
-    // What the demo loads: the command's module graph and the npm packages in it.
+    // What the demo loads: the command's module graph, followed along the imports that run
+    // (not the type-only ones, which `deno run` leaves alone), and the npm packages it reaches.
     const graph = JSON.parse(
       execFileSync(Deno.execPath(), ["info", "--json", join(repo, "cli/main.ts")], {
         encoding: "utf8",
         cwd: repo,
       }),
-    );
-    const packages = Object.values(graph.npmPackages as Record<string, { name: string }>)
-      .map((npm) => npm.name);
-    assertEquals(packages, ["acorn"]);
+    ) as {
+      roots: string[];
+      modules: { specifier: string; dependencies?: { code?: { specifier: string } }[] }[];
+      redirects: Record<string, string>;
+    };
+    const modules = new Map(graph.modules.map((module) => [module.specifier, module]));
+    const packages = new Set<string>();
+    const seen = new Set<string>();
+    const visit = (specifier: string) => {
+      specifier = graph.redirects[specifier] ?? specifier;
+      if (seen.has(specifier)) return;
+      seen.add(specifier);
+      const npm = /^npm:\/?((?:@[^/@]+\/)?[^/@]+)/.exec(specifier);
+      if (npm) packages.add(npm[1]);
+      for (const dependency of modules.get(specifier)?.dependencies ?? []) {
+        if (dependency.code) visit(dependency.code.specifier);
+      }
+    };
+    for (const root of graph.roots) visit(root);
+    assertEquals([...packages], ["acorn"]);
   },
 });
