@@ -17,7 +17,7 @@
  * @module
  */
 import { currentOwnerId, deadlineOf } from "./_atomics.ts";
-import { checkBoolean, checkInteger, checkOptions } from "./_checks.ts";
+import { checkBoolean, checkInteger, checkOptions, describeValue } from "./_checks.ts";
 import {
   attachQueue,
   isShutDown,
@@ -94,10 +94,34 @@ function open(queue: object): QueueHandle {
   return handleOf<QueueHandle>(queue);
 }
 
-function put(queue: object, item: unknown, options: QueueWaitOptions | boolean | undefined) {
-  return rejecting(() =>
-    open(queue).call("put", item, blockingTimeout(options, `${queue.constructor.name}.put()`))
+/**
+ * Python's `get(True, 5)` and `put(item, True, 5)`: an argument past the options would be dropped
+ * and the call would wait for ever, so it is refused with the call that means it.
+ */
+function refuseExtra(what: string, args: IArguments, count: number): void {
+  if (args.length <= count) return;
+  const extra = args[count];
+  const hint = typeof extra === "number" && Number.isFinite(extra) && extra >= 0
+    ? `{ timeoutMs: ${extra * 1000} } to wait up to ${extra} s`
+    : "{ blocking, timeoutMs }";
+  throw new TypeError(
+    `${what} takes no argument after its options: received ${
+      describeValue(extra)
+    }; pass ${hint}, as the timeout is an option, in milliseconds`,
   );
+}
+
+function put(
+  queue: object,
+  item: unknown,
+  options: QueueWaitOptions | boolean | undefined,
+  args?: IArguments,
+) {
+  return rejecting(() => {
+    const what = `${queue.constructor.name}.put()`;
+    if (args) refuseExtra(what, args, 2);
+    return open(queue).call("put", item, blockingTimeout(options, what));
+  });
 }
 
 function putSync(queue: object, item: unknown, options: QueueWaitOptions | boolean | undefined) {
@@ -107,10 +131,16 @@ function putSync(queue: object, item: unknown, options: QueueWaitOptions | boole
   queuePutSync(state, item, currentOwnerId(), timeoutMs === 0 ? 0 : deadlineOf(timeoutMs));
 }
 
-function get(queue: object, options: QueueWaitOptions | boolean | undefined): Promise<never> {
-  return rejecting(() =>
-    open(queue).call("get", blockingTimeout(options, `${queue.constructor.name}.get()`))
-  ) as Promise<never>;
+function get(
+  queue: object,
+  options: QueueWaitOptions | boolean | undefined,
+  args?: IArguments,
+): Promise<never> {
+  return rejecting(() => {
+    const what = `${queue.constructor.name}.get()`;
+    if (args) refuseExtra(what, args, 1);
+    return open(queue).call("get", blockingTimeout(options, what));
+  }) as Promise<never>;
 }
 
 function getSync(queue: object, options: QueueWaitOptions | boolean | undefined): never {
@@ -206,7 +236,7 @@ export class Queue<T = unknown> {
    * @throws {TypeError} (as a rejection) When the item cannot be cloned.
    */
   put(item: T, options?: QueueWaitOptions | boolean): Promise<void> {
-    return put(this, item, options);
+    return put(this, item, options, arguments);
   }
 
   /**
@@ -230,6 +260,7 @@ export class Queue<T = unknown> {
    * @throws {Error} When it would block the main thread, or for a queue of a parent process.
    */
   putSync(item: T, options?: QueueWaitOptions | boolean): void {
+    refuseExtra(`${this.constructor.name}.putSync()`, arguments, 2);
     putSync(this, item, options);
   }
 
@@ -244,7 +275,7 @@ export class Queue<T = unknown> {
    * @throws {ShutDown} (as a rejection) When the queue was shut down and is empty.
    */
   get(options?: QueueWaitOptions | boolean): Promise<T> {
-    return get(this, options);
+    return get(this, options, arguments);
   }
 
   /**
@@ -267,6 +298,7 @@ export class Queue<T = unknown> {
    * @throws {Error} When it would block the main thread, or for a queue of a parent process.
    */
   getSync(options?: QueueWaitOptions | boolean): T {
+    refuseExtra(`${this.constructor.name}.getSync()`, arguments, 1);
     return getSync(this, options);
   }
 
@@ -407,7 +439,7 @@ export class SimpleQueue<T = unknown> {
    * @throws {TimeoutError} (as a rejection) When nothing arrived within `timeoutMs`.
    */
   get(options?: QueueWaitOptions | boolean): Promise<T> {
-    return get(this, options);
+    return get(this, options, arguments);
   }
 
   /**
@@ -427,6 +459,7 @@ export class SimpleQueue<T = unknown> {
    * @throws {Error} When it would block the main thread.
    */
   getSync(options?: QueueWaitOptions | boolean): T {
+    refuseExtra(`${this.constructor.name}.getSync()`, arguments, 1);
     return getSync(this, options);
   }
 

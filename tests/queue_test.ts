@@ -302,6 +302,24 @@ Deno.test("Queue takes Python's get(False) and put(item, False); a bare number i
   assertEquals(new Queue(3).maxsize, 3, "Python's Queue(maxsize)");
 });
 
+Deno.test("Queue refuses Python's get(True, 5) and put(item, True, 5) with the call that means it, never waiting for ever", async () => {
+  const q = new Queue<number>({ maxsize: 1 });
+  // As a JavaScript caller, with no type check, writes it.
+  type Loose = {
+    get(...args: unknown[]): Promise<unknown>;
+    put(...args: unknown[]): Promise<void>;
+  };
+  const py = q as unknown as Loose;
+  const late = new SimpleQueue<number>() as unknown as Loose;
+  await assertRejects(() => py.get(true, 5), TypeError, "{ timeoutMs: 5000 }");
+  await q.put(1);
+  await assertRejects(() => py.put(2, true, 0.5), TypeError, "{ timeoutMs: 500 }");
+  await assertRejects(() => late.get(true, 1), TypeError, "{ timeoutMs: 1000 }");
+  await assertRejects(() => py.get({}, "x"), TypeError, 'received "x"');
+  // Nothing was taken or added by the refused calls.
+  assertEquals(await q.get({ blocking: false }), 1);
+});
+
 Deno.test("Queue get() with a timeout of Infinity or 2**31 ms waits for the item", async () => {
   const q = new Queue<number>();
   let settled = false;
