@@ -138,6 +138,13 @@ export function spawnChildProcess(
     serialization: "advanced",
     windowsHide: true,
   });
+  if (child.pid === undefined) {
+    // The runtime could not start. Its 'error' event follows; nothing else may answer for it,
+    // and the stderr pipe, if any, closes unheard.
+    child.on("error", () => {});
+    child.stderr?.destroy();
+    throw new Error(`Cannot start a child process with '${command}'`);
+  }
   let tail: StderrTail | undefined;
   // Ends when the pipe closes, so that a crash report holds the child's last lines.
   let stderrOpen = false;
@@ -155,9 +162,6 @@ export function spawnChildProcess(
   }
   let current = listeners;
   child.on("error", (error) => current.error(error));
-  if (child.pid === undefined) {
-    throw new Error(`Cannot start a child process with '${command}'`);
-  }
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     onParentExit(stopLiveChildren);
