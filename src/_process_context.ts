@@ -188,6 +188,6 @@ export function checkNotImportingMain(what: string): void {
   throw new MainModuleGuardError(
     `Cannot start ${what} while this child is importing the main module${
       mainModule ? ` '${mainModule}'` : ""
-    } to find its target: the main module's code that starts threads, processes or pools runs again in every child unless it sits inside \`if (import.meta.main) { ... }\`, as Python's \`if __name__ == '__main__':\`. Move the program's main code under that guard`,
+    } to find its target: the main module's code that starts threads, processes or pools runs again in every child unless it sits inside \`if (import.meta.main) { ... }\` (on Node 20, which lacks \`import.meta.main\`: \`if (import.meta.url === pathToFileURL(process.argv[1]).href) { ... }\`), as Python's \`if __name__ == '__main__':\`. Move the program's main code under that guard`,
   );
 }

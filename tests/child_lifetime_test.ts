@@ -85,6 +85,8 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
       assert(poolLine.startsWith("POOL failed "), poolLine);
       for (const line of lines) {
         assertStringIncludes(line, "if (import.meta.main)");
+        // Node 20 has no import.meta.main: the guard that works there is named too.
+        assertStringIncludes(line, "pathToFileURL(process.argv[1])");
         assertStringIncludes(line, "importing the main module");
         // The pools made at the top of the module were no error: the Process after them was.
         assertStringIncludes(line, "Cannot start a Process");
