@@ -14,7 +14,7 @@
 import type { SerializedError } from "./_protocol.ts";
 import { runtimeErrorClasses } from "./_runtime_errors.deno.ts";
 import { describeValue } from "./_checks.ts";
-import { isCloneable } from "./_clone_check.ts";
+import { findUncloneableArgument, isCloneable } from "./_clone_check.ts";
 
 // Only the prototype is used: errors are rebuilt without calling their constructors.
 const builtInErrors: Record<string, { prototype: Error }> = {
@@ -59,7 +59,7 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
 
 function toRecord(error: unknown, depth: number): SerializedError {
   if (!(error instanceof Error)) {
-    if (isCloneable(error)) {
+    if (crossesAnyChannel(error)) {
       return {
         multiprocError: true,
         name: "Error",
@@ -90,16 +90,26 @@ function toRecord(error: unknown, depth: number): SerializedError {
   if ("cause" in error && depth < 16) {
     record.cause = error.cause instanceof Error
       ? toRecord(error.cause, depth + 1)
-      : { value: isCloneable(error.cause) ? error.cause : safeString(error.cause) };
+      : { value: crossesAnyChannel(error.cause) ? error.cause : safeString(error.cause) };
   }
   const fields: Record<string, unknown> = {};
   for (const key of Object.keys(error)) {
     if (key === "cause" || key === "stack" || key === "message" || key === "name") continue;
     const value = (error as unknown as Record<string, unknown>)[key];
-    if (isCloneable(value)) fields[key] = value;
+    if (crossesAnyChannel(value)) fields[key] = value;
   }
   if (Object.keys(fields).length > 0) record.fields = fields;
   return record;
+}
+
+/**
+ * Whether a value in a record crosses every channel, a child process's included: structured clone
+ * takes a `SharedArrayBuffer`, but a process's channel cannot, and a record that fails to send would
+ * lose the error (or the task's outcome) altogether.
+ */
+function crossesAnyChannel(value: unknown): boolean {
+  return isCloneable(value) &&
+    findUncloneableArgument([value], { sharedMemory: false }) === undefined;
 }
 
 function safeString(value: unknown): string {

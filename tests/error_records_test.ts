@@ -3,7 +3,15 @@
  * (src/_error_records.ts), and how arguments that structured clone refuses are found before they
  * are sent (src/_clone_check.ts). The records must survive structured clone, as the channel does.
  */
-import { assert, assertEquals, assertInstanceOf, assertStrictEquals } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+} from "@std/assert";
+import { captureStderr } from "./_helpers.ts";
 import {
   deserializeError,
   deserializeThrown,
@@ -168,4 +176,46 @@ Deno.test("findUncloneableArgument() passes what structured clone takes, cycles 
   ];
   assertEquals(findUncloneableArgument(values), undefined);
   for (const value of values) structuredClone(value);
+});
+
+Deno.test({
+  name:
+    "An error that holds shared memory comes back from a Process and a Pool without it, instead of being lost",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    // Structured clone takes a SharedArrayBuffer, a child process's channel does not: a record
+    // that held one failed to send, and the error (or the whole pool task) was lost.
+    const throwShared = () => {
+      throw Object.assign(new Error("holds shared memory"), {
+        code: 7,
+        buf: new SharedArrayBuffer(4),
+      });
+    };
+    const throwSharedValue = () => {
+      throw { code: 5, view: new Int32Array(new SharedArrayBuffer(8)) };
+    };
+    const child = new library.Process({ target: throwShared });
+    const { stderr } = await captureStderr(async () => {
+      child.start();
+      await child.join();
+    });
+    assertStringIncludes(stderr, "holds shared memory");
+    assertEquals(child.exitCode, 1);
+    assertInstanceOf(child.error, Error);
+    assertEquals(child.error.message, "holds shared memory");
+    assertEquals((child.error as Error & { code?: number }).code, 7);
+    assertEquals("buf" in child.error, false);
+    await using pool = new library.Pool({ size: 1 });
+    const error = await assertRejects(() => pool.submit(throwShared));
+    assertEquals([(error as Error).message, (error as { code?: number }).code], [
+      "holds shared memory",
+      7,
+    ]);
+    const value = await assertRejects(() => pool.submit(throwSharedValue));
+    assertInstanceOf(value, Error);
+    assertStringIncludes(value.message, "'view'");
+    // The worker and its channel are whole: the next task runs.
+    assertEquals(await pool.submit((x: number) => x + 1, [1]), 2);
+  },
 });
