@@ -92,8 +92,19 @@ export class Future<T = unknown> implements PromiseLike<T> {
    * Wraps a task; pools make futures, callers do not.
    *
    * @param task The task's promise, state and cancellation.
+   * @throws {TypeError} When `task` is not one, as for `new Future()` written as in Python.
    */
   constructor(task: FutureTask<T>) {
+    if (
+      typeof task !== "object" || task === null || !(task.promise instanceof Promise) ||
+      typeof task.state !== "function" || typeof task.cancel !== "function"
+    ) {
+      throw new TypeError(
+        `Future is made by a pool's submit(), not by new Future(): received ${
+          describeValue(task)
+        }; call pool.submit(fn, args), or use a Promise for a value settled by hand`,
+      );
+    }
     this.#task = task;
     // Python's futures hold their exception until asked; so does this one.
     if ("quiet" in task) task.quiet = true;

@@ -214,3 +214,13 @@ Deno.test("Infinity and timeouts past 2**31 ms mean no limit in asCompleted(), w
     assertEquals(seen.length, 1, `asCompleted ${timeoutMs}`);
   }
 });
+
+Deno.test("new Future() written as in Python is a TypeError that points at pool.submit()", () => {
+  for (const task of [undefined, null, 5, {}, { promise: Promise.resolve(1) }]) {
+    assertThrows(
+      () => new Future(task as never),
+      TypeError,
+      "Future is made by a pool's submit(), not by new Future()",
+    );
+  }
+});
