@@ -141,7 +141,13 @@ export function checkPermissions(value: unknown, what: string): PermissionsOptio
       );
     }
     if (Array.isArray(grant)) {
-      for (const item of grant) checkGrantItem(item, `${what} 'permissions.${name}'`);
+      for (const item of grant) {
+        checkGrantItem(
+          item,
+          `${what} 'permissions.${name}'`,
+          PATH_KINDS.has(name as PermissionName),
+        );
+      }
     }
   }
   return value as ChildPermissions;
@@ -152,9 +158,10 @@ export function checkPermissions(value: unknown, what: string): PermissionsOptio
  * "everything" or refuses, and without a comma, which Deno reads as a list separator, so that the
  * child would hold each part, checked or not.
  *
+ * @param path Whether the item is a path, for the fix that the message suggests.
  * @throws {TypeError} Naming the item and the fix.
  */
-export function checkGrantItem(item: string, what: string): string {
+export function checkGrantItem(item: string, what: string, path = true): string {
   if (item === "") {
     throw new TypeError(`${what} items must be non-empty strings: received ""`);
   }
@@ -162,7 +169,7 @@ export function checkGrantItem(item: string, what: string): string {
     throw new TypeError(
       `${what} items cannot contain a comma, which the runtime reads as a list separator: received ${
         describeValue(item)
-      }; grant a folder above it, or rename it`,
+      }; ${path ? "grant a folder above it, or rename it" : "list each item as its own string"}`,
     );
   }
   return item;
@@ -232,7 +239,7 @@ export function resolveGrants(
 
 /** The items of a grant, each once; paths made absolute, without a trailing separator. */
 function normaliseItems(name: PermissionName, items: readonly string[], what: string): string[] {
-  const checked = items.map((item) => checkGrantItem(item, what));
+  const checked = items.map((item) => checkGrantItem(item, what, PATH_KINDS.has(name)));
   return [...new Set(PATH_KINDS.has(name) ? checked.map((item) => resolve(item)) : checked)];
 }
 

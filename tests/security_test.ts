@@ -152,6 +152,9 @@ test("Grant items with a comma, which Deno splits, are refused on every kind", (
         assertStringIncludes(error.message, `'permissions.${kind}'`);
         assertStringIncludes(error.message, "comma");
         assertStringIncludes(error.message, JSON.stringify(item));
+        // The fix fits the kind: a folder for paths, separate items for hosts, names, programs.
+        const path = kind === "read" || kind === "write" || kind === "ffi";
+        assertStringIncludes(error.message, path ? "folder above it" : "its own string");
       }
     }
     return Promise.resolve();
