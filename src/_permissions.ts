@@ -211,13 +211,13 @@ export function resolveGrants(
     for (const name of PERMISSION_NAMES) {
       const grant = permissions[name];
       if (grant === true) {
-        if (!holds(name)) throw moreThanHeld(what, name, "true", `--allow-${name}`);
+        if (!holds(name)) throw moreThanHeld(what, name, "true");
         grants.set(name, true);
       } else if (Array.isArray(grant) && grant.length > 0) {
         const items = normaliseItems(name, grant, `${what} 'permissions.${name}'`);
         for (const item of items) {
           if (!holds(name, item)) {
-            throw moreThanHeld(what, name, describeValue(item), `--allow-${name}=${item}`);
+            throw moreThanHeld(what, name, describeValue(item), item);
           }
         }
         grants.set(name, items);
@@ -243,9 +243,27 @@ function normaliseItems(name: PermissionName, items: readonly string[], what: st
   return [...new Set(PATH_KINDS.has(name) ? checked.map((item) => resolve(item)) : checked)];
 }
 
-function moreThanHeld(what: string, name: string, value: string, flag: string): TypeError {
+// The flags of Node 20's permission model, for the kinds that it enforces.
+const nodeFlags: Partial<Record<PermissionName, string>> = {
+  read: "--allow-fs-read",
+  write: "--allow-fs-write",
+  run: "--allow-child-process",
+};
+
+function moreThanHeld(
+  what: string,
+  name: PermissionName,
+  value: string,
+  item?: string,
+): TypeError {
+  const deno = item === undefined ? `--allow-${name}` : `--allow-${name}=${item}`;
+  const base = nodeFlags[name];
+  // Node's --allow-child-process takes no list of programs.
+  const node = base && (item === undefined || name === "run" ? base : `${base}=${item}`);
   return new TypeError(
-    `${what} 'permissions.${name}' asks for more than this process holds: ${value}; start the parent with ${flag} first`,
+    `${what} 'permissions.${name}' asks for more than this process holds: ${value}; start the parent with ${deno}${
+      node ? ` (Node: ${node})` : ""
+    } first`,
   );
 }
 

@@ -224,6 +224,11 @@ grantTest(
       assertStringIncludes(outcomes["read outside"].refused, "TypeError");
       assertStringIncludes(outcomes["read outside"].refused, "'permissions.read' asks for more");
       assertStringIncludes(outcomes["write"].refused, "'permissions.write' asks for more");
+      // The flag to start the parent with, in this runtime's spelling.
+      assertStringIncludes(
+        outcomes["read outside"].refused,
+        runtime === "deno" ? "--allow-read=" : "(Node: --allow-fs-read=",
+      );
       // A child without grants can neither run programs nor read what its parent may read.
       assertEquals(outcomes["none runs"].exitCode, 1, JSON.stringify(outcomes["none runs"]));
       assertEquals(outcomes["none runs"].result, undefined);
