@@ -223,6 +223,9 @@ export function handleBrokerMessage(message: unknown, route: BrokerRoute): boole
 function handleNotice(message: BrokerMessage, state: ChildState): true {
   if (message.op === "acknowledge") {
     state.unacknowledged.delete(message.args[0] as number);
+  } else if (message.op === "news") {
+    // A child read a watched state (locked(), isSet()): tell it what changed since it last heard.
+    state.route?.reply({ type: "broker-reply", callId: 0, states: changedStates(state) ?? [] });
   } else if (message.op === "exited" && message.via !== undefined) {
     const owner = state.relayed.get(message.via);
     state.relayed.delete(message.via);
@@ -293,6 +296,7 @@ export class BrokerClient {
   // Errors of calls that nobody awaited (a release, a set): thrown by the object's next call.
   #deferred = new Map<string, Error>();
   #states = new Map<string, unknown>();
+  #newsAsked = false;
   // Owners of this realm's children that called through this client, to be reported on exit.
   #relayedFor = new Set<number>();
 
@@ -354,8 +358,19 @@ export class BrokerClient {
     }
   }
 
-  /** The last state that the parent sent of object `id` (see `Performer.watch`). */
+  /**
+   * The last state that the parent sent of object `id` (see `Performer.watch`). Reading it also
+   * asks the parent for news, unless a request is on its way, so that a child that polls a state
+   * (`while (!event.isSet()) await sleep(50)`) sees a change made elsewhere at its next read.
+   */
   state(id: string): unknown {
+    if (!this.#newsAsked) {
+      this.#newsAsked = true;
+      this.#link.send(
+        { type: "broker", id: "", op: "news", args: [], callId: 0 } satisfies BrokerMessage,
+      )
+        .catch(() => this.#newsAsked = false);
+    }
     return this.#states.get(id);
   }
 
@@ -382,6 +397,8 @@ export class BrokerClient {
       for (const [id, state] of message.states) this.#states.set(id, state);
     }
     if (message.callId === 0) {
+      // News that a read of a state asked for (see `state()`).
+      if (message.id === undefined && message.error === undefined) this.#newsAsked = false;
       if (message.id && message.error) {
         this.#deferred.set(message.id, deserializeError(message.error));
       }

@@ -16,7 +16,7 @@
 import { decodeArgs, settleTask } from "./_revive.ts";
 import { loadSharedClasses } from "./_shared_classes.ts";
 import { describeValue } from "./_checks.ts";
-import { findUncloneableArgument } from "./_clone_check.ts";
+import { findUncloneableArgument, isSharedMemory } from "./_clone_check.ts";
 import type { ParentLink } from "./_channel.ts";
 import { type PoolTargetMessage, type TargetSpec, TaskMode } from "./_protocol.ts";
 import { serializeError } from "./_error_records.ts";
@@ -496,10 +496,16 @@ export class TaskLoop {
       (typeof value === "object" && value !== null) || typeof value === "function" ||
       typeof value === "symbol"
     ) {
-      const bad = findUncloneableArgument([value]);
+      // A process shares no memory with its parent: Deno's channel fails on shared memory without
+      // an error that reaches anyone, and the task would never settle.
+      const process = this.#link.kind === "process";
+      const bad = findUncloneableArgument([value], { sharedMemory: !process });
       if (bad) {
+        const why = isSharedMemory(bad.culprit)
+          ? "holds a SharedArrayBuffer, which cannot cross to another process (share data through a Value or a SharedArray)"
+          : "is not cloneable";
         return this.#unsendable(
-          new Error(`${describeValue(bad.culprit)} is not cloneable`),
+          new Error(`${describeValue(bad.culprit)} ${why}`),
           bad.path ? ` (at ${bad.path})` : "",
         );
       }

@@ -229,8 +229,8 @@ export class Lock {
   }
 
   /**
-   * Whether some thread or process holds the lock. In a child process, as the parent told it with
-   * the answer to this process's latest call of any shared object (or when the lock arrived).
+   * Whether some thread or process holds the lock. In a child process, as the parent last told it;
+   * each read also asks the parent for news, so a child that polls sees a change at a later read.
    *
    * @returns True while it is held.
    */
@@ -525,7 +525,8 @@ export class Event {
   }
 
   /**
-   * Whether the flag is set. In a child process, as last seen by this process.
+   * Whether the flag is set. In a child process, as the parent last told it; each read also asks
+   * the parent for news, so a child that polls sees a change at a later read.
    *
    * @returns The flag.
    */

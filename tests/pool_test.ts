@@ -16,6 +16,7 @@ import {
   CancelledError,
   getContext,
   Pool,
+  Process,
   QueueFullError,
   registerErrorClass,
   ThreadPool,
@@ -33,6 +34,7 @@ import {
   forever,
   getToken,
   setToken,
+  sharedMemory,
   stderrThenForever,
   targetsUrl,
   TaskFailedError,
@@ -509,5 +511,31 @@ register(forkserver, ".terminate() leaves no process behind", async () => {
   await assertRejects(() => pending, BrokenPoolError);
   for (const pid of pids) {
     assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
+  }
+});
+
+Deno.test("A SharedArrayBuffer returned by a Pool task or a Process is refused with the fix, and a ThreadPool task returns it", async () => {
+  const pool = new Pool({ size: 1, module });
+  try {
+    const error = await assertRejects(() => pool.submit(sharedMemory));
+    assertStringIncludes((error as Error).message, "SharedArrayBuffer");
+    assertStringIncludes((error as Error).message, "SharedArray");
+    assertEquals(await pool.apply(add, [1, 2]), 3, "the worker goes on serving");
+  } finally {
+    await pool.terminate();
+  }
+  const child = new Process({ target: sharedMemory, module });
+  const { stderr } = await captureStderr(async () => {
+    child.start();
+    await child.join();
+  });
+  assertEquals(child.exitCode, 1);
+  assertStringIncludes(String(child.error?.message), "SharedArrayBuffer");
+  assertStringIncludes(stderr, "SharedArrayBuffer");
+  const threads = new ThreadPool({ size: 1, module });
+  try {
+    assertInstanceOf(await threads.submit(sharedMemory), SharedArrayBuffer);
+  } finally {
+    await threads.terminate();
   }
 });

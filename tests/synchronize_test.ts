@@ -22,7 +22,7 @@ import {
   Thread,
   Value,
 } from "../mod.ts";
-import { passOn, sharedTargetsUrl } from "./fixtures/shared_targets.ts";
+import { passOn, pollStates, sharedTargetsUrl } from "./fixtures/shared_targets.ts";
 import { captureStderr } from "./_helpers.ts";
 
 type Kind = typeof Thread | typeof Process;
@@ -622,4 +622,26 @@ Deno.test("Condition.notify() wakes a waiter that was waiting when it ran, never
   assertEquals(await cond.wait({ timeoutMs: 100 }), false);
   cond.release();
   assertEquals(await joinAll([waiter]), [true]);
+});
+
+Deno.test("Lock.locked() and Event.isSet() polled in a child process see a change made elsewhere, as Python's do", async () => {
+  const started = new Event();
+  const lock = new Lock();
+  const flag = new Event();
+  const child = new Process({
+    target: pollStates,
+    args: [started, lock, flag],
+    module: sharedTargetsUrl,
+  });
+  child.start();
+  try {
+    assert(await started.wait({ timeoutMs: 20_000 }), "the child did not start");
+    await lock.acquire();
+    flag.set();
+    await child.join();
+  } finally {
+    if (lock.locked()) lock.release();
+  }
+  assertEquals(child.error, undefined, String(child.error?.stack));
+  assertEquals(child.result, ["locked", "set"]);
 });
