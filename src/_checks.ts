@@ -437,3 +437,25 @@ export function longDelay(ms: number): { done: Promise<void>; timer: LongTimeout
   const done = new Promise<void>((resolve) => timer = setLongTimeout(resolve, ms));
   return { done, timer };
 }
+
+/**
+ * Refuses an argument past the options, as Python's `get(True, 5)`, `put(item, True, 5)` or
+ * `acquire(True, 0.5)` would pass one: dropped, it would make the call wait for ever.
+ *
+ * @param what The call, for the message.
+ * @param args The call's arguments.
+ * @param count How many arguments the call takes.
+ * @throws {TypeError} When there are more, with the call that means what Python meant.
+ */
+export function checkNoArgumentAfter(what: string, args: ArrayLike<unknown>, count: number): void {
+  if (args.length <= count) return;
+  const extra = args[count];
+  const hint = typeof extra === "number" && Number.isFinite(extra) && extra >= 0
+    ? `{ timeoutMs: ${extra * 1000} } to wait up to ${extra} s`
+    : "{ blocking, timeoutMs }";
+  throw new TypeError(
+    `${what} takes no argument after its options: received ${
+      describeValue(extra)
+    }; pass ${hint}, as the timeout is an option, in milliseconds`,
+  );
+}

@@ -17,7 +17,7 @@
  * @module
  */
 import { currentOwnerId, deadlineOf } from "./_atomics.ts";
-import { checkBoolean, checkInteger, checkOptions, describeValue } from "./_checks.ts";
+import { checkBoolean, checkInteger, checkNoArgumentAfter, checkOptions } from "./_checks.ts";
 import {
   attachQueue,
   isShutDown,
@@ -94,32 +94,15 @@ function open(queue: object): QueueHandle {
   return handleOf<QueueHandle>(queue);
 }
 
-/**
- * Python's `get(True, 5)` and `put(item, True, 5)`: an argument past the options would be dropped
- * and the call would wait for ever, so it is refused with the call that means it.
- */
-function refuseExtra(what: string, args: IArguments, count: number): void {
-  if (args.length <= count) return;
-  const extra = args[count];
-  const hint = typeof extra === "number" && Number.isFinite(extra) && extra >= 0
-    ? `{ timeoutMs: ${extra * 1000} } to wait up to ${extra} s`
-    : "{ blocking, timeoutMs }";
-  throw new TypeError(
-    `${what} takes no argument after its options: received ${
-      describeValue(extra)
-    }; pass ${hint}, as the timeout is an option, in milliseconds`,
-  );
-}
-
 function put(
   queue: object,
   item: unknown,
   options: QueueWaitOptions | boolean | undefined,
-  args?: IArguments,
+  args?: ArrayLike<unknown>,
 ) {
   return rejecting(() => {
     const what = `${queue.constructor.name}.put()`;
-    if (args) refuseExtra(what, args, 2);
+    if (args) checkNoArgumentAfter(what, args, 2);
     return open(queue).call("put", item, blockingTimeout(options, what));
   });
 }
@@ -134,11 +117,11 @@ function putSync(queue: object, item: unknown, options: QueueWaitOptions | boole
 function get(
   queue: object,
   options: QueueWaitOptions | boolean | undefined,
-  args?: IArguments,
+  args?: ArrayLike<unknown>,
 ): Promise<never> {
   return rejecting(() => {
     const what = `${queue.constructor.name}.get()`;
-    if (args) refuseExtra(what, args, 1);
+    if (args) checkNoArgumentAfter(what, args, 1);
     return open(queue).call("get", blockingTimeout(options, what));
   }) as Promise<never>;
 }
@@ -260,7 +243,7 @@ export class Queue<T = unknown> {
    * @throws {Error} When it would block the main thread, or for a queue of a parent process.
    */
   putSync(item: T, options?: QueueWaitOptions | boolean): void {
-    refuseExtra(`${this.constructor.name}.putSync()`, arguments, 2);
+    checkNoArgumentAfter(`${this.constructor.name}.putSync()`, arguments, 2);
     putSync(this, item, options);
   }
 
@@ -298,7 +281,7 @@ export class Queue<T = unknown> {
    * @throws {Error} When it would block the main thread, or for a queue of a parent process.
    */
   getSync(options?: QueueWaitOptions | boolean): T {
-    refuseExtra(`${this.constructor.name}.getSync()`, arguments, 1);
+    checkNoArgumentAfter(`${this.constructor.name}.getSync()`, arguments, 1);
     return getSync(this, options);
   }
 
@@ -459,7 +442,7 @@ export class SimpleQueue<T = unknown> {
    * @throws {Error} When it would block the main thread.
    */
   getSync(options?: QueueWaitOptions | boolean): T {
-    refuseExtra(`${this.constructor.name}.getSync()`, arguments, 1);
+    checkNoArgumentAfter(`${this.constructor.name}.getSync()`, arguments, 1);
     return getSync(this, options);
   }
 

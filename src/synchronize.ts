@@ -23,7 +23,13 @@
  * @module
  */
 import { assertCanBlock, currentOwnerId, deadlineOf, remaining } from "./_atomics.ts";
-import { checkInteger, checkOptions, checkTimeoutMs, describeValue } from "./_checks.ts";
+import {
+  checkInteger,
+  checkNoArgumentAfter,
+  checkOptions,
+  checkTimeoutMs,
+  describeValue,
+} from "./_checks.ts";
 import { type LockHandle, lockHandleOf, LockMirror, lockMirrorOf } from "./_lock_access.ts";
 import { blockingTimeout, handleOf, Shared, type SharedKind, waitTimeout } from "./_shared.ts";
 import {
@@ -117,8 +123,10 @@ function lockAcquire(
   lock: Lock | RLock,
   what: string,
   options: AcquireOptions | boolean | undefined,
+  args: ArrayLike<unknown>,
 ) {
   try {
+    checkNoArgumentAfter(what, args, 1);
     return lockOf(lock).call("acquire", blockingTimeout(options, what));
   } catch (error) {
     return Promise.reject(error);
@@ -129,7 +137,9 @@ function lockAcquireSync(
   lock: Lock | RLock,
   what: string,
   options: AcquireOptions | boolean | undefined,
+  args: ArrayLike<unknown>,
 ) {
+  checkNoArgumentAfter(what, args, 1);
   const timeoutMs = blockingTimeout(options, what);
   const core = lockOf(lock).here(what);
   return core.acquireSync(currentOwnerId(), timeoutMs === 0 ? 0 : deadlineOf(timeoutMs));
@@ -193,7 +203,7 @@ export class Lock {
    * @throws {TypeError} (as a rejection) For a number instead of the options, or an unknown option.
    */
   acquire(options?: AcquireOptions | boolean): Promise<boolean> {
-    return lockAcquire(this, "Lock.acquire()", options);
+    return lockAcquire(this, "Lock.acquire()", options, arguments);
   }
 
   /**
@@ -205,7 +215,7 @@ export class Lock {
    * @throws {AbandonedLockError} Once, when the previous holder ended while holding the lock.
    */
   acquireSync(options?: AcquireOptions | boolean): boolean {
-    return lockAcquireSync(this, "Lock.acquireSync()", options);
+    return lockAcquireSync(this, "Lock.acquireSync()", options, arguments);
   }
 
   /**
@@ -282,7 +292,7 @@ export class RLock {
    * @throws {AbandonedLockError} (as a rejection) Once, after a holder ended while holding it.
    */
   acquire(options?: AcquireOptions | boolean): Promise<boolean> {
-    return lockAcquire(this, "RLock.acquire()", options);
+    return lockAcquire(this, "RLock.acquire()", options, arguments);
   }
 
   /**
@@ -294,7 +304,7 @@ export class RLock {
    * @throws {Error} On the main thread, or for a lock of a parent process.
    */
   acquireSync(options?: AcquireOptions | boolean): boolean {
-    return lockAcquireSync(this, "RLock.acquireSync()", options);
+    return lockAcquireSync(this, "RLock.acquireSync()", options, arguments);
   }
 
   /**
@@ -410,7 +420,11 @@ export class Semaphore {
    */
   acquire(options?: AcquireOptions | boolean): Promise<boolean> {
     const what = "Semaphore.acquire()";
-    return semaphoreOf(this).callWith("acquire", () => [blockingTimeout(options, what)]);
+    const args = arguments;
+    return semaphoreOf(this).callWith("acquire", () => {
+      checkNoArgumentAfter(what, args, 1);
+      return [blockingTimeout(options, what)];
+    });
   }
 
   /**
@@ -422,6 +436,7 @@ export class Semaphore {
    */
   acquireSync(options?: AcquireOptions | boolean): boolean {
     const what = "Semaphore.acquireSync()";
+    checkNoArgumentAfter(what, arguments, 1);
     const timeoutMs = blockingTimeout(options, what);
     const state = semaphoreOf(this).here(what);
     return semaphoreAcquireSync(state, timeoutMs === 0 ? 0 : deadlineOf(timeoutMs));
@@ -697,6 +712,11 @@ export class Condition {
    * @returns Whether it was acquired.
    */
   acquire(options?: AcquireOptions | boolean): Promise<boolean> {
+    try {
+      checkNoArgumentAfter("Condition.acquire()", arguments, 1);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.lock.acquire(options);
   }
 

@@ -645,3 +645,26 @@ Deno.test("Lock.locked() and Event.isSet() polled in a child process see a chang
   assertEquals(child.error, undefined, String(child.error?.stack));
   assertEquals(child.result, ["locked", "set"]);
 });
+
+Deno.test("Lock, RLock, Semaphore and Condition refuse Python's acquire(True, 0.5) with the call that means it, never waiting for ever", async () => {
+  // As a JavaScript caller, with no type check, writes it.
+  type Loose = { acquire(...args: unknown[]): Promise<boolean> };
+  const lock = new Lock();
+  const rlock = new RLock();
+  const semaphore = new Semaphore(0);
+  const condition = new Condition();
+  assert(await lock.acquire());
+  for (const object of [lock, rlock, semaphore, condition]) {
+    await assertRejects(
+      () => (object as unknown as Loose).acquire(true, 0.5),
+      TypeError,
+      "{ timeoutMs: 500 }",
+    );
+  }
+  // The refused calls took nothing.
+  assert(!rlock.locked());
+  assertEquals(semaphore.value, 0);
+  assert(await condition.acquire({ blocking: false }));
+  condition.release();
+  lock.release();
+});
