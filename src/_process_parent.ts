@@ -161,7 +161,13 @@ export function spawnChildProcess(
     });
   }
   let current = listeners;
-  child.on("error", (error) => current.error(error));
+  child.on("error", (error) => {
+    // A message sent as the child ended (an answer to its last request) finds the channel shut:
+    // that is no failure of the child's, whose exit tells what happened to it.
+    const code = (error as { code?: string }).code;
+    if (code === "EPIPE" || code === "ERR_IPC_CHANNEL_CLOSED") return;
+    current.error(error);
+  });
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     onParentExit(stopLiveChildren);
