@@ -30,7 +30,23 @@ export function npmCli(name: "npm" | "npx"): string {
 }
 
 /**
- * Runs `command` with `args`, passing stderr (and stdout unless captured) through.
+ * Runs `command` with `args` to its end and returns its exit code and output, both captured, for
+ * a command that is expected to fail or whose output is checked.
+ *
+ * @throws {Error} When the command cannot start or outlives `timeoutMs`.
+ */
+export async function runCaptured(
+  command: string,
+  args: string[],
+  options: Omit<RunOptions, "capture"> = {},
+): Promise<Outcome> {
+  const output = await runToEnd(command, args, options, "piped");
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+/**
+ * Runs `command` with `args` to its end; a non-zero exit is an error.
  *
  * @throws {Error} When the command cannot start, exits non-zero, or outlives `timeoutMs`.
  */
@@ -39,28 +55,10 @@ export async function run(
   args: string[],
   options: RunOptions = {},
 ): Promise<RunResult> {
-  const { cwd, env, timeoutMs = 10 * 60_000, capture = false } = options;
-  const line = [command, ...args].join(" ");
-  const signal = AbortSignal.timeout(timeoutMs);
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command(command, {
-      args,
-      cwd,
-      env,
-      stdin: "null",
-      stdout: capture ? "piped" : "inherit",
-      stderr: "inherit",
-      signal,
-    }).output();
-  } catch (error) {
-    throw new Error(`Cannot run '${line}'`, { cause: error });
-  }
-  if (signal.aborted) {
-    throw new Error(`'${line}' was still running after ${timeoutMs / 1000} s and was killed`);
-  }
+  const capture = options.capture ?? false;
+  const output = await runToEnd(command, args, options, capture ? "piped" : "inherit", "inherit");
   if (!output.success) {
-    throw new Error(`'${line}' failed with exit code ${output.code}`);
+    throw new Error(`'${[command, ...args].join(" ")}' failed with exit code ${output.code}`);
   }
   return { stdout: capture ? new TextDecoder().decode(output.stdout) : "" };
 }
@@ -72,17 +70,14 @@ export interface Outcome {
   stderr: string;
 }
 
-/**
- * Runs `command` with `args` to its end and returns its exit code and output, both captured, for
- * a command that is expected to fail or whose output is checked.
- *
- * @throws {Error} When the command cannot start or outlives `timeoutMs`.
- */
-export async function runCaptured(
+/** Runs a command to its end, killed after `timeoutMs`; starting it and the timeout are errors. */
+async function runToEnd(
   command: string,
   args: string[],
-  options: Omit<RunOptions, "capture"> = {},
-): Promise<Outcome> {
+  options: RunOptions,
+  stdout: "piped" | "inherit",
+  stderr: "piped" | "inherit" = stdout,
+): Promise<Deno.CommandOutput> {
   const { cwd, env, timeoutMs = 10 * 60_000 } = options;
   const line = [command, ...args].join(" ");
   const signal = AbortSignal.timeout(timeoutMs);
@@ -93,8 +88,8 @@ export async function runCaptured(
       cwd,
       env,
       stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
+      stdout,
+      stderr,
       signal,
     }).output();
   } catch (error) {
@@ -103,8 +98,7 @@ export async function runCaptured(
   if (signal.aborted) {
     throw new Error(`'${line}' was still running after ${timeoutMs / 1000} s and was killed`);
   }
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+  return output;
 }
 
 /** An error's message, followed by those of its causes. */
