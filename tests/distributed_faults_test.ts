@@ -31,7 +31,11 @@ function markerFile(): { file: string; lines: () => string[]; remove: () => void
   const file = join(dir, "marks");
   return {
     file,
-    lines: () => existsSync(file) ? readFileSync(file, "utf8").trim().split("\n") : [],
+    // A mark is counted once its line is whole: the file can exist, still empty, mid-append.
+    lines: () =>
+      existsSync(file)
+        ? readFileSync(file, "utf8").split("\n").filter((line) => /^\d+ \d+$/.test(line))
+        : [],
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
