@@ -1,7 +1,7 @@
 /**
  * {@linkcode DistributedPool}: the pool API of `ThreadPool` and `Pool`, with the work done by
  * worker nodes (`multiproc worker`) on other machines, through a BullMQ queue on Redis. Client
- * side.
+ * side: the remote backend of {@linkcode BasePool}, which holds the API, its checks and its docs.
  *
  * Rules this file keeps:
  * - Every future settles exactly once: a result that arrives twice (a task run again after its node
@@ -25,23 +25,27 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { TaskMode } from "../_protocol.ts";
 import { type PoolStats, Samples, type TargetEntry, targetEntry } from "../_pool_engine.ts";
-import { checkIterable, isAsyncIterable } from "../_iterables.ts";
-import { type ChunkHooks, eagerMap, lazyMap } from "../_chunked_map.ts";
+import type { ChunkHooks } from "../_chunked_map.ts";
 import {
   checkInteger,
-  checkModule,
   checkOptions,
   checkPositiveInteger,
-  checkSignal,
   checkString,
-  checkTimeoutMs,
-  describeValue,
   type LongTimeout,
   setLongTimeout,
 } from "../_checks.ts";
 import { BrokenPoolError, CancelledError, QueueFullError, TimeoutError } from "../errors.ts";
-import { Future, type FutureTask, type FutureWaitOptions } from "../future.ts";
-import type { ImapOptions, MapOptions, TaskOptions } from "../pool.ts";
+import type { Future, FutureTask, FutureWaitOptions } from "../future.ts";
+import {
+  attachBackend,
+  BasePool,
+  type CloseOptions,
+  type ImapOptions,
+  type MapOptions,
+  type PoolBackend,
+  type ShutdownOptions,
+  type TaskOptions,
+} from "../_pool_facade.ts";
 import { decode, encode, UnsendableValueError } from "./_codec.ts";
 import { moduleHash } from "./_module_hash.ts";
 import {
@@ -60,7 +64,17 @@ import {
 } from "./_wire.ts";
 import { WorkerLostError } from "./worker_lost_error.ts";
 
-export type { Future, FutureWaitOptions, ImapOptions, MapOptions, PoolStats, TaskOptions };
+export { BasePool };
+export type {
+  CloseOptions,
+  Future,
+  FutureWaitOptions,
+  ImapOptions,
+  MapOptions,
+  PoolStats,
+  ShutdownOptions,
+  TaskOptions,
+};
 
 /** Options for {@linkcode DistributedPool}. */
 export interface DistributedPoolOptions {
@@ -99,9 +113,6 @@ const POOL_OPTION_NAMES = [
   "retries",
   "root",
 ] as const satisfies readonly (keyof DistributedPoolOptions)[];
-const TASK_OPTION_NAMES = ["signal", "timeoutMs", "module"] as const;
-const MAP_OPTION_NAMES = ["chunksize", "module", "timeoutMs"] as const;
-const IMAP_OPTION_NAMES = [...MAP_OPTION_NAMES, "buffersize"] as const;
 
 /** The longest that pending futures wait on a Redis that does not answer. */
 export const REDIS_SILENCE_MS = 6000;
@@ -173,42 +184,13 @@ function holdProgram(redis: Redis, holding: boolean): void {
   else stream?.unref?.();
 }
 
-/**
- * A pool whose workers are other machines: the API of `ThreadPool` and `Pool` (`submit`, `apply`,
- * `map`, `starmap`, `imap`, `imapUnordered`, `close`, `join`, `terminate`, `waitForRoom`, `stats`,
- * `await using`), with the tasks carried by a BullMQ queue on Redis to worker nodes started with
- * `multiproc worker`. Its futures are the library's `Future`s: `asCompleted()` and `wait()` take
- * them.
- *
- * A task's function is found on the node as in a local pool: by its module (a path relative to
- * `root`, checked by content hash against the node's `--root`) or, on nodes started with
- * `--allow-source`, by its source. Arguments and results keep what structured clone keeps.
- *
- * Guarantees: every future settles exactly once; a task that throws rejects and is not run again;
- * a task whose node dies, is cut off or stalls past its lease runs again up to `retries` times,
- * then rejects with a `WorkerLostError`; when Redis restarts or stops answering, pending futures
- * reject with a `WorkerLostError` within {@linkcode REDIS_SILENCE_MS}.
- *
- * Nothing connects before the first task; `close()` + `join()` (or `await using`) ends the
- * connections.
- *
- * @example Check the options; no Redis is needed until the first task
- * ```ts
- * import { DistributedPool } from "@multiproc/multiproc/distributed";
- *
- * await using pool = new DistributedPool({ connection: "redis://localhost:6379", queue: "jobs" });
- * console.log(pool.name.startsWith("DistributedPool-"), pool.stats().queueLength); // true 0
- * ```
- * @example Square numbers on the nodes of queue "jobs"
- * ```ts ignore
- * import { DistributedPool } from "@multiproc/multiproc/distributed";
- * import { square } from "./tasks.ts";
- *
- * await using pool = new DistributedPool({ connection: "redis://localhost:6379", queue: "jobs" });
- * console.log(await pool.map(square, [1, 2, 3])); // [1, 4, 9]
- * ```
- */
-export class DistributedPool {
+/** The remote backend of a {@linkcode DistributedPool}: BullMQ jobs on Redis, and a result stream. */
+class RemoteBackend implements PoolBackend<RemoteTask> {
+  readonly kind = "DistributedPool";
+  readonly size = 0;
+  readonly module = undefined;
+  readonly imapBuffer = DEFAULT_BUFFER;
+  readonly asyncMapBuffer = DEFAULT_BUFFER;
   readonly #name: string;
   readonly #target: RedisTarget;
   readonly #queueName: string;
@@ -248,14 +230,7 @@ export class DistributedPool {
   #settleBound = (task: RemoteTask, ok: boolean, value: unknown, cancelled: boolean): boolean =>
     this.#settle(task, ok, value, cancelled);
 
-  /**
-   * Checks the options; nothing connects before the first task.
-   *
-   * @param options `connection` (required), `queue`, `name`, `maxQueue`, `retries`, `root`.
-   * @throws {TypeError} When an option has the wrong type or is unknown, or `connection` is neither
-   * a Redis URL nor a socket path.
-   * @throws {RangeError} When `maxQueue` is not a positive integer or `retries` is negative.
-   */
+  /** Checks the options; nothing connects before the first task. */
   constructor(options: DistributedPoolOptions) {
     const what = "DistributedPool";
     const o: Partial<DistributedPoolOptions> = checkOptions(
@@ -273,12 +248,10 @@ export class DistributedPool {
     this.#keys = clientKeys(this.#queueName, this.#clientId);
   }
 
-  /** The pool's name, for messages. */
   get name(): string {
     return this.#name;
   }
 
-  /** The queue that the pool's nodes serve. */
   get queue(): string {
     return this.#queueName;
   }
@@ -675,28 +648,28 @@ export class DistributedPool {
     }
   }
 
-  #task(fn: unknown, args: unknown, options: TaskOptions | undefined, what: string): RemoteTask {
+  admit(): void {
     const refusal = this.#refusal();
     if (refusal) throw refusal;
-    let module: string | URL | undefined;
-    let signal: AbortSignal | undefined;
-    let timeoutMs: number | undefined;
-    if (options !== undefined) {
-      checkOptions(options, what, TASK_OPTION_NAMES, "pass { timeoutMs, signal, module }");
-      module = checkModule(options.module);
-      signal = checkSignal(options.signal);
-      timeoutMs = checkTimeoutMs(options.timeoutMs);
-    }
+  }
+
+  target(fn: unknown, module: string | URL | undefined, what: string): TargetEntry {
     const entry = targetEntry(fn, module, what);
+    // A module that the nodes cannot find is refused now, not when the task is sent.
+    this.#wire(entry, what);
+    return entry;
+  }
+
+  submit(target: TargetEntry, args: unknown[], what: string): RemoteTask {
     if (!this.#hasRoom()) {
       throw new QueueFullError(
         `${this.#name} has ${this.#maxQueue} tasks pending, its 'maxQueue': await waitForRoom() before submitting to wait for room instead`,
       );
     }
-    if (args !== undefined && !Array.isArray(args)) {
-      throw new TypeError(`${what} 'args' must be an array: received ${describeValue(args)}`);
-    }
-    const task = this.#newTask(entry, TaskMode.Apply, (args ?? []) as unknown[], 1, what);
+    return this.#newTask(target, TaskMode.Apply, args, 1, what);
+  }
+
+  watch(task: RemoteTask, signal: AbortSignal | undefined, timeoutMs: number | undefined): void {
     if (signal) {
       if (signal.aborted) task.cancel(signal.reason);
       else {
@@ -711,206 +684,17 @@ export class DistributedPool {
         timeoutMs,
       );
     }
-    return task;
   }
 
-  /**
-   * Runs `fn(...args)` on a node, as `Pool.apply()`.
-   *
-   * @param fn The function: exported from a module under `root`, or self-contained (for nodes
-   * started with `--allow-source`).
-   * @param args Its arguments; they keep what structured clone keeps.
-   * @param options `signal` and `timeoutMs` cancel it; `module` says where `fn` is exported.
-   * @returns A promise of the result. It rejects with the task's error (class, message, stack,
-   * fields and `cause` kept), a `WorkerLostError`, `signal.reason` or a `TimeoutError`.
-   * @throws {TypeError} (as a rejection) When `fn` cannot be found on a node, when an argument
-   * cannot be sent (the message names which), or when an option has the wrong type.
-   * @throws {Error} (as a rejection) When the pool is closed or terminated.
-   * @example
-   * ```ts ignore
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "redis://localhost:6379" });
-   * console.log(await pool.apply((a: number, b: number) => a + b, [2, 3])); // 5
-   * ```
-   */
-  apply<Args extends unknown[], R>(
-    fn: (...args: Args) => R,
-    args?: Args,
-    options?: TaskOptions,
-  ): Promise<Awaited<R>> {
-    try {
-      return this.#task(fn, args, options, "DistributedPool.apply()").promise as Promise<
-        Awaited<R>
-      >;
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  mapChunk(length: number): number {
+    return Math.min(MAX_AUTO_CHUNK, Math.max(1, Math.ceil(length / MAP_CHUNKS)));
   }
 
-  /**
-   * Submits `fn(...args)` and returns its {@linkcode Future} at once, as `Pool.submit()`.
-   * Cancelling a task that a node has not started keeps it from running; one that has started
-   * runs on, and its result is dropped.
-   *
-   * @param fn The function, as for {@linkcode DistributedPool.apply}.
-   * @param args Its arguments.
-   * @param options `signal`, `timeoutMs` and `module`.
-   * @returns A future.
-   * @throws {TypeError} When `fn` cannot be found on a node, an argument cannot be sent, or an
-   * option has the wrong type.
-   * @throws {Error} When the pool is closed or terminated.
-   * @example
-   * ```ts ignore
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "redis://localhost:6379" });
-   * const futures = [1, 2, 3].map((n) => pool.submit((x: number) => x * x, [n]));
-   * console.log(await Promise.all(futures)); // [1, 4, 9]
-   * ```
-   */
-  submit<Args extends unknown[], R>(
-    fn: (...args: Args) => R,
-    args?: Args,
-    options?: TaskOptions,
-  ): Future<Awaited<R>> {
-    const task = this.#task(fn, args, options, "DistributedPool.submit()");
-    return new Future(task as RemoteTask<Awaited<R>>);
-  }
-
-  #chunkOptions(
-    fn: unknown,
-    iterable: unknown,
-    options: ImapOptions | undefined,
-    what: string,
-    known: readonly (keyof ImapOptions)[],
-  ): { entry: TargetEntry; chunksize?: number; buffersize: number; timeoutMs?: number } {
-    const refusal = this.#refusal();
-    if (refusal) throw refusal;
-    checkOptions(
-      options,
-      what,
-      known,
-      "pass { chunksize: 8 } where Python passes the chunk size by position",
-    );
-    const module = options?.module === undefined ? undefined : checkModule(options.module);
-    const entry = targetEntry(fn, module, what);
-    this.#wire(entry, what);
-    checkIterable(iterable, what);
-    const chunksize = checkPositiveInteger(options?.chunksize, "chunksize");
-    const buffersize = checkPositiveInteger(options?.buffersize, "buffersize") ?? DEFAULT_BUFFER;
-    const timeoutMs = checkTimeoutMs(options?.timeoutMs, what);
-    return { entry, chunksize, buffersize, timeoutMs };
-  }
-
-  /**
-   * Runs `fn` on every item on the nodes and returns the results in input order, as `Pool.map()`.
-   * The items travel in chunks, at least 64 of them by default; the first error rejects the map.
-   *
-   * @param fn The function, as for {@linkcode DistributedPool.apply}; it takes one item.
-   * @param iterable The items: an iterable or async iterable.
-   * @param options `chunksize` (automatic when unset) and `module`.
-   * @returns A promise of the results, in input order.
-   * @throws {TypeError} (as a rejection) When `iterable` is not iterable, for a bad `fn`, or when
-   * an item cannot be sent.
-   * @throws {RangeError} (as a rejection) When `chunksize` is not a positive integer.
-   * @example
-   * ```ts ignore
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "redis://localhost:6379" });
-   * console.log(await pool.map((n: number) => n * 2, [1, 2, 3])); // [2, 4, 6]
-   * ```
-   */
-  map<T, R>(
-    fn: (item: T) => R,
-    iterable: Iterable<T> | AsyncIterable<T>,
-    options?: MapOptions,
-  ): Promise<Awaited<R>[]> {
-    return this.#map(fn, iterable, options, TaskMode.Map, "DistributedPool.map()") as Promise<
-      Awaited<R>[]
-    >;
-  }
-
-  /**
-   * As {@linkcode DistributedPool.map}, with each item an array of arguments, as
-   * `Pool.starmap()`.
-   *
-   * @param fn The function, as for {@linkcode DistributedPool.apply}.
-   * @param iterable Arrays of arguments.
-   * @param options `chunksize` and `module`.
-   * @returns A promise of the results, in input order.
-   * @throws {TypeError} (as a rejection) When an item is not an array, or as `map()` does.
-   * @example
-   * ```ts ignore
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "redis://localhost:6379" });
-   * console.log(await pool.starmap((a: number, b: number) => a * b, [[1, 2], [3, 4]])); // [2, 12]
-   * ```
-   */
-  starmap<Args extends unknown[], R>(
-    fn: (...args: Args) => R,
-    iterable: Iterable<Args> | AsyncIterable<Args>,
-    options?: MapOptions,
-  ): Promise<Awaited<R>[]> {
-    return this.#map(
-      fn,
-      iterable,
-      options,
-      TaskMode.Starmap,
-      "DistributedPool.starmap()",
-    ) as Promise<
-      Awaited<R>[]
-    >;
-  }
-
-  async #map(
-    fn: unknown,
-    iterable: unknown,
-    options: MapOptions | undefined,
-    mode: TaskMode,
-    what: string,
-  ): Promise<unknown[]> {
-    const { entry, chunksize, timeoutMs } = this.#chunkOptions(
-      fn,
-      iterable,
-      options,
-      what,
-      MAP_OPTION_NAMES,
-    );
-    if (isAsyncIterable(iterable) && !Array.isArray(iterable)) {
-      const results: unknown[] = [];
-      for await (
-        const value of this.#imap(
-          entry,
-          iterable,
-          chunksize,
-          DEFAULT_BUFFER,
-          mode,
-          true,
-          what,
-          timeoutMs,
-        )
-      ) results.push(value);
-      return results;
-    }
-    const items = Array.isArray(iterable) ? iterable : Array.from(iterable as Iterable<unknown>);
-    const size = chunksize ??
-      Math.min(MAX_AUTO_CHUNK, Math.max(1, Math.ceil(items.length / MAP_CHUNKS)));
-    return await eagerMap(items, size, this.#chunkHooks(entry, mode, what), {
-      mode,
-      what,
-      timeoutMs,
-    });
-  }
-
-  /** How the shared map drivers submit and take back this pool's chunks. */
-  #chunkHooks(entry: TargetEntry, mode: TaskMode, what: string): ChunkHooks<RemoteTask> {
+  chunkHooks(entry: TargetEntry, mode: TaskMode, what: string): ChunkHooks<RemoteTask> {
     // Until the first chunk's speed is known, chunks double from 1: each chunk costs a job.
     let grow = 1;
     return {
-      room: () => this.waitForRoom(),
+      room: () => this.room(),
       refusal: () => this.#refusal(),
       chunkSize: () => {
         const size = Math.max(this.#adaptiveChunk(), this.#itemMs < 0 ? grow : 1);
@@ -924,86 +708,6 @@ export class DistributedPool {
     };
   }
 
-  /**
-   * Runs `fn` on every item, lazily, and yields the results in input order, as `Pool.imap()`: the
-   * input is pulled only as far as `buffersize` chunks ahead of the consumer. Leaving the loop
-   * early cancels the chunks not yet started.
-   *
-   * @param fn The function; it takes one item.
-   * @param iterable The items: an iterable or async iterable, possibly infinite.
-   * @param options `chunksize` (by default it grows until a chunk takes about 5 ms on a node),
-   * `buffersize` (64 chunks by default), `module`.
-   * @returns An async iterable of the results, in input order.
-   * @throws {TypeError} When `iterable` is not iterable, or for a bad `fn`.
-   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer.
-   * @example
-   * ```ts ignore
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "redis://localhost:6379" });
-   * for await (const square of pool.imap((n: number) => n * n, [1, 2, 3])) console.log(square);
-   * ```
-   */
-  imap<T, R>(
-    fn: (item: T) => R,
-    iterable: Iterable<T> | AsyncIterable<T>,
-    options?: ImapOptions,
-  ): AsyncGenerator<Awaited<R>, void, undefined> {
-    return this.#lazyMap<R>(fn, iterable, options, true);
-  }
-
-  /**
-   * As {@linkcode DistributedPool.imap}, but yields each result as soon as it is ready, as
-   * `Pool.imapUnordered()`.
-   *
-   * @param fn The function; it takes one item.
-   * @param iterable The items: an iterable or async iterable, possibly infinite.
-   * @param options `chunksize` (automatic when unset), `buffersize`, `module`.
-   * @returns An async iterable of the results, in completion order.
-   * @throws {TypeError} When `iterable` is not iterable, or for a bad `fn`.
-   * @throws {RangeError} When `chunksize` or `buffersize` is not a positive integer.
-   * @example
-   * ```ts ignore
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "redis://localhost:6379" });
-   * for await (const n of pool.imapUnordered((x: number) => x + 1, [1, 2, 3])) console.log(n);
-   * ```
-   */
-  imapUnordered<T, R>(
-    fn: (item: T) => R,
-    iterable: Iterable<T> | AsyncIterable<T>,
-    options?: ImapOptions,
-  ): AsyncGenerator<Awaited<R>, void, undefined> {
-    return this.#lazyMap<R>(fn, iterable, options, false);
-  }
-
-  #lazyMap<R>(
-    fn: unknown,
-    iterable: unknown,
-    options: ImapOptions | undefined,
-    ordered: boolean,
-  ): AsyncGenerator<Awaited<R>, void, undefined> {
-    const what = `DistributedPool.${ordered ? "imap" : "imapUnordered"}()`;
-    const { entry, chunksize, buffersize, timeoutMs } = this.#chunkOptions(
-      fn,
-      iterable,
-      options,
-      what,
-      IMAP_OPTION_NAMES,
-    );
-    return this.#imap(
-      entry,
-      iterable,
-      chunksize,
-      buffersize,
-      TaskMode.Map,
-      ordered,
-      what,
-      timeoutMs,
-    ) as AsyncGenerator<Awaited<R>, void, undefined>;
-  }
-
   /** The chunk size for lazy input: about {@linkcode CHUNK_TARGET_MS} of measured work. */
   #adaptiveChunk(): number {
     if (this.#itemMs < 0) return 1;
@@ -1011,55 +715,19 @@ export class DistributedPool {
     return Math.max(1, Math.min(MAX_AUTO_CHUNK, Math.floor(CHUNK_TARGET_MS / this.#itemMs)));
   }
 
-  #imap(
-    entry: TargetEntry,
-    iterable: unknown,
-    chunksize: number | undefined,
-    buffersize: number,
-    mode: TaskMode,
-    ordered: boolean,
-    what: string,
-    timeoutMs: number | undefined,
-  ): AsyncGenerator<unknown, void, undefined> {
-    return lazyMap(iterable, chunksize, buffersize, ordered, this.#chunkHooks(entry, mode, what), {
-      mode,
-      what,
-      timeoutMs,
-    });
+  /** Cancels the tasks not sent to Redis yet: those waiting for room under `maxQueue`. */
+  cancelPending(): void {
+    const reason = () => new CancelledError("The task was cancelled before it started");
+    for (const task of [...this.#pending.values()]) {
+      if (task.status === PENDING) this.#settle(task, false, reason(), true);
+    }
   }
 
-  /**
-   * Accepts no more tasks; those submitted still run. Wait for them with
-   * {@linkcode DistributedPool.join}.
-   *
-   * @example
-   * ```ts
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * const pool = new DistributedPool({ connection: "/run/redis/redis.sock" });
-   * pool.close();
-   * await pool.join();
-   * ```
-   */
   close(): void {
     if (this.#state === "open") this.#state = "closed";
     this.#wake();
   }
 
-  /**
-   * Stops at once: pending tasks reject with a `BrokenPoolError` (those not started on a node are
-   * skipped there), and the connections to Redis close. Nodes are not stopped: they serve the
-   * queue, not the pool.
-   *
-   * @returns A promise that resolves once the connections are closed.
-   * @example
-   * ```ts
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * const pool = new DistributedPool({ connection: "/run/redis/redis.sock" });
-   * await pool.terminate();
-   * ```
-   */
   async terminate(): Promise<void> {
     if (this.#state !== "terminated") {
       this.#state = "terminated";
@@ -1083,20 +751,6 @@ export class DistributedPool {
     while (this.#reading) await new Promise((resolve) => setTimeout(resolve, 1));
   }
 
-  /**
-   * Waits until the pool is closed and every task has settled, then ends the connections.
-   *
-   * @returns A promise that resolves when the pool is done.
-   * @throws {Error} (as a rejection) When the pool is still open.
-   * @example
-   * ```ts
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * const pool = new DistributedPool({ connection: "/run/redis/redis.sock" });
-   * pool.close();
-   * await pool.join();
-   * ```
-   */
   join(): Promise<void> {
     if (this.#state === "open") {
       return Promise.reject(
@@ -1111,50 +765,11 @@ export class DistributedPool {
     })();
   }
 
-  /**
-   * `close()` then `join()`, for `await using pool = new DistributedPool(…)`.
-   *
-   * @returns A promise that resolves when every task has settled and the connections are closed.
-   */
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    await this.join();
-  }
-
-  /**
-   * Waits until fewer than `maxQueue` tasks are pending. `submit()` and `apply()` never wait: past
-   * `maxQueue` they reject with a `QueueFullError`. A producer that awaits this before each of them
-   * never meets it.
-   *
-   * @returns A promise that resolves when there is room (at once without `maxQueue`), or when the
-   * pool no longer takes tasks.
-   * @example
-   * ```ts
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "/run/redis/redis.sock", maxQueue: 4 });
-   * await pool.waitForRoom(); // at once: nothing is pending
-   * ```
-   */
-  waitForRoom(): Promise<void> {
+  room(): Promise<void> {
     if (this.#hasRoom() || this.#state !== "open") return Promise.resolve();
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
-  /**
-   * Counts and timings, for monitoring. `size`, `workers` and `busyWorkers` are 0: the nodes are
-   * not the pool's own. `runTimeMs` is a task's time on its node; `waitTimeMs` is the round trip
-   * of a task from `submit()` to its result.
-   *
-   * @returns Tasks completed, failed and cancelled, tasks pending, and timings.
-   * @example
-   * ```ts
-   * import { DistributedPool } from "@multiproc/multiproc/distributed";
-   *
-   * await using pool = new DistributedPool({ connection: "/run/redis/redis.sock" });
-   * console.log(pool.stats().tasksCompleted); // 0
-   * ```
-   */
   stats(): PoolStats {
     return {
       size: 0,
@@ -1168,5 +783,76 @@ export class DistributedPool {
       runTimeMs: this.#runTimes.percentiles(),
       waitTimeMs: this.#roundTrips.percentiles(),
     };
+  }
+}
+
+/**
+ * A pool whose workers are other machines: the API of `ThreadPool` and `Pool`
+ * ({@linkcode BasePool}: `submit`, `apply`, `map`, `starmap`, `imap`, `imapUnordered`, `close`,
+ * `shutdown`, `join`, `terminate`, `waitForRoom`, `stats`, `await using`), with the tasks carried by
+ * a BullMQ queue on Redis to worker nodes started with `multiproc worker`. Its futures are the
+ * library's `Future`s: `asCompleted()` and `wait()` take them.
+ *
+ * A task's function is found on the node as in a local pool: by its module (a path relative to
+ * `root`, checked by content hash against the node's `--root`) or, on nodes started with
+ * `--allow-source`, by its source. Arguments and results keep what structured clone keeps.
+ *
+ * Guarantees: every future settles exactly once; a task that throws rejects and is not run again;
+ * a task whose node dies, is cut off or stalls past its lease runs again up to `retries` times,
+ * then rejects with a `WorkerLostError`; when Redis restarts or stops answering, pending futures
+ * reject with a `WorkerLostError` within {@linkcode REDIS_SILENCE_MS}.
+ *
+ * Where it differs from the local pools:
+ * - Cancelling a task that a node has not started keeps it from running; one that has started runs
+ *   on, and its result is dropped. `cancelFutures` cancels the tasks not yet sent to Redis (those
+ *   waiting for room under `maxQueue`).
+ * - `map()` cuts its input into at least 64 chunks by default; `imap()`'s chunks grow until one
+ *   takes about 5 ms on a node, and `buffersize` is 64 chunks by default.
+ * - `terminate()` rejects the pending tasks and closes the connections to Redis; the nodes go on,
+ *   since they serve the queue, not the pool. `join()` ends the connections once every task has
+ *   settled.
+ * - `size` is 0, and so are `stats()`'s `size`, `workers` and `busyWorkers`: the nodes are not the
+ *   pool's own. `runTimeMs` is a task's time on its node; `waitTimeMs` the round trip of a task
+ *   from `submit()` to its result.
+ *
+ * Nothing connects before the first task; `close()` + `join()` (or `await using`) ends the
+ * connections.
+ *
+ * @example Check the options; no Redis is needed until the first task
+ * ```ts
+ * import { DistributedPool } from "@multiproc/multiproc/distributed";
+ *
+ * await using pool = new DistributedPool({ connection: "redis://localhost:6379", queue: "jobs" });
+ * console.log(pool.name.startsWith("DistributedPool-"), pool.stats().queueLength); // true 0
+ * ```
+ * @example Square numbers on the nodes of queue "jobs"
+ * ```ts ignore
+ * import { DistributedPool } from "@multiproc/multiproc/distributed";
+ * import { square } from "./tasks.ts";
+ *
+ * await using pool = new DistributedPool({ connection: "redis://localhost:6379", queue: "jobs" });
+ * console.log(await pool.map(square, [1, 2, 3])); // [1, 4, 9]
+ * ```
+ */
+export class DistributedPool extends BasePool {
+  readonly #backend: RemoteBackend;
+
+  /**
+   * Checks the options; nothing connects before the first task.
+   *
+   * @param options `connection` (required), `queue`, `name`, `maxQueue`, `retries`, `root`.
+   * @throws {TypeError} When an option has the wrong type or is unknown, or `connection` is neither
+   * a Redis URL nor a socket path.
+   * @throws {RangeError} When `maxQueue` is not a positive integer or `retries` is negative.
+   */
+  constructor(options: DistributedPoolOptions) {
+    super();
+    this.#backend = new RemoteBackend(options);
+    attachBackend(this, this.#backend);
+  }
+
+  /** The queue that the pool's nodes serve. */
+  get queue(): string {
+    return this.#backend.queue;
   }
 }
