@@ -7,7 +7,7 @@
  */
 import { connectToParent } from "./_child_link.deno.ts";
 import { type ParentMessage, TaskMode } from "./_protocol.ts";
-import { TaskLoop } from "./_worker_child.ts";
+import { reportUncaughtErrors, TaskLoop } from "./_worker_child.ts";
 import { type BrokerReplyMessage, handleBrokerReply } from "./_broker.ts";
 import { adoptContext, importingMainModule } from "./_process_context.ts";
 
@@ -16,6 +16,7 @@ import { adoptContext, importingMainModule } from "./_process_context.ts";
 (globalThis as Record<symbol, unknown>)[Symbol.for("multiproc.child")] = true;
 
 const link = await connectToParent();
+reportUncaughtErrors(link);
 
 // A forkserver spare imports its preload modules before it is handed a target; a run message that
 // arrives meanwhile waits for them.

@@ -159,6 +159,15 @@ export interface ExitMessage {
 }
 
 /**
+ * Worker thread to parent: an error thrown outside any task (a timer's, an unhandled rejection),
+ * which ends the worker. The worker catches it itself, so that the runtime prints nothing.
+ */
+export interface UncaughtMessage {
+  type: "uncaught";
+  error: SerializedError;
+}
+
+/**
  * Worker to parent (a one-shot run's worker too): finished tasks, in the order they ran, flattened as `[taskId, ok, value,
  * …]` where `ok` is 1 for a result and 0 for a {@linkcode SerializedError}.
  */
@@ -204,6 +213,7 @@ export interface PoolBeganMessage {
 /** Every message that a child sends to its parent. */
 export type ChildMessage =
   | ExitMessage
+  | UncaughtMessage
   | ReadyMessage
   | PoolDoneMessage
   | PoolInitFailedMessage

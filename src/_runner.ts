@@ -123,17 +123,21 @@ export class Runner {
   }
 
   #onMessage(message: ChildMessage): void {
+    if (message.type === "uncaught") {
+      // An error that a timer or a forgotten promise of the target threw ends the thread: it is
+      // the thread's uncaught error as much as the target's own. The worker has recorded it, and
+      // the exit that follows reads it from there.
+      if (!this.#outcomeReceived) this.#printTraceback(this.#worker?.error);
+      return;
+    }
     if (message.type !== "done" || this.#outcomeReceived) return;
     this.#outcomeReceived = true;
     // One task: [id, ok, value or error].
     const [, ok, value] = message.results;
     if (ok === 1) this.result = value;
-    else this.error = deserializeThrown(value as SerializedError);
-    if (ok !== 1 && this.kind.destination === "thread") {
-      // Python's traceback for an uncaught exception in a thread, printed by this side of the
-      // thread, which shares its stderr: it goes through this realm's console like the rest.
-      console.error(this.kind.tracebackHeader(this.name));
-      console.error(this.error);
+    else {
+      this.error = deserializeThrown(value as SerializedError);
+      this.#printTraceback(this.error);
     }
     // A process exits by itself once it has sent its outcome; a thread is stopped, as a thread
     // ends when its target returns, whatever timers the target left behind.
@@ -141,6 +145,17 @@ export class Runner {
       this.#finish(ok === 1 ? 0 : 1);
       this.#worker?.stop("SIGTERM");
     }
+  }
+
+  /**
+   * Python's traceback for an uncaught exception in a thread, printed by this side of the thread,
+   * which shares its stderr: it goes through this realm's console like the rest. A process prints
+   * its own, on its own stderr.
+   */
+  #printTraceback(error: unknown): void {
+    if (this.kind.destination !== "thread") return;
+    console.error(this.kind.tracebackHeader(this.name));
+    console.error(error);
   }
 
   #onExit(exitCode: number): void {

@@ -559,6 +559,71 @@ export class TaskLoop {
   }
 }
 
+/**
+ * Makes a worker thread catch what is thrown outside any task (by a timer, or a rejection that
+ * nobody handles) before the runtime does: the error goes to the parent as an `uncaught` message,
+ * and the worker ends with code 1 as the runtime would have ended it, but the runtime prints
+ * nothing on the stderr that the thread shares with its parent (the parent decides what is
+ * printed). A child process leaves this to its runtime, which prints on the child's own stderr.
+ *
+ * @param link The worker's line to its parent.
+ */
+export function reportUncaughtErrors(link: ParentLink): void {
+  if (link.kind !== "thread") return;
+  const scope = globalThis as unknown as UncaughtScope;
+  // A Web Worker: `Deno.exit()` there tells the parent its code, as the child link arranges. It
+  // leaves `process` alone, which would load Node's globals into it.
+  const webWorker = "WorkerGlobalScope" in globalThis;
+  let ending = false;
+  const report = (error: unknown) => {
+    // A second error while the first is reported changes nothing: the worker ends.
+    if (ending) return;
+    ending = true;
+    try {
+      link.send({ type: "uncaught", error: serializeError(error) }).catch(() => {});
+    } finally {
+      if (webWorker) scope.Deno!.exit(1);
+      else scope.process!.exit(1);
+    }
+  };
+  // Web Workers, Deno's node workers and Bun's workers have the global events (under `bun test`,
+  // only those); Node's workers only the process's.
+  if (typeof scope.addEventListener === "function") {
+    scope.addEventListener("error", (event) => {
+      event.preventDefault();
+      report(event.error ?? new Error(event.message));
+    });
+    scope.addEventListener("unhandledrejection", (event) => {
+      event.preventDefault();
+      report(event.reason);
+    });
+  }
+  if (!webWorker) {
+    scope.process!.on("uncaughtException", report);
+    scope.process!.on("unhandledRejection", report);
+  }
+}
+
+/**
+ * What {@linkcode reportUncaughtErrors} reaches in a worker's global scope, by shape: Node's types
+ * have no `ErrorEvent`.
+ */
+interface UncaughtScope {
+  addEventListener?(
+    type: "error",
+    listener: (event: { error?: unknown; message: string; preventDefault(): void }) => void,
+  ): void;
+  addEventListener?(
+    type: "unhandledrejection",
+    listener: (event: { reason: unknown; preventDefault(): void }) => void,
+  ): void;
+  Deno?: { exit(code: number): never };
+  process?: {
+    on(type: "uncaughtException" | "unhandledRejection", listener: (error: unknown) => void): void;
+    exit(code: number): never;
+  };
+}
+
 /** The outcome of a task that waits. */
 class Waiting {
   constructor(readonly promise: Promise<{ ok: boolean; value: unknown }>) {}

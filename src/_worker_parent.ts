@@ -17,6 +17,7 @@ import type { Destination } from "./_revive.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import type { ChildMessage, TransferList } from "./_protocol.ts";
 import { describeValue } from "./_checks.ts";
+import { deserializeError } from "./_error_records.ts";
 import { findUncloneableArgument, isSharedMemory } from "./_clone_check.ts";
 import { OutOfMemoryError, WorkerCrashedError } from "./errors.ts";
 import { constants } from "node:os";
@@ -211,6 +212,8 @@ export class ChildWorker {
     // A worker that is being stopped is owed nothing more, and its outcomes are not wanted.
     if (this.#stopped || this.exited) return;
     if (handleBrokerMessage(message, { ownerId: this.ownerId, reply: this.#reply })) return;
+    // The worker's own report of the error that ends it; its exit follows.
+    if (message.type === "uncaught") this.error ??= deserializeError(message.error);
     this.#events!.message(message);
   }
 

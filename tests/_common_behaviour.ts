@@ -17,8 +17,10 @@ import {
   delayed,
   fail,
   forever,
+  rejectLaterThenWait,
   spinForever,
   targetsUrl,
+  throwLaterThenWait,
   unsendable,
 } from "./fixtures/targets.ts";
 import { captureStderr } from "./_helpers.ts";
@@ -97,6 +99,38 @@ export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
     assertEquals((error as Error & { code?: string }).code, "E_TASK");
     assertInstanceOf(error.cause, RangeError);
     assertEquals((error.cause as Error).message, "the inner cause");
+  });
+
+  test(`${kind} ends with exit code 1 when a timer that its target left throws`, async () => {
+    const worker = make({ target: throwLaterThenWait, args: [60_000], module: targetsUrl });
+    const { stderr } = await captureStderr(async () => {
+      worker.start();
+      await worker.join();
+    });
+    assertEquals(worker.exitCode, 1);
+    assertEquals(worker.result, undefined);
+    // A thread's is printed by the parent as its target's would be; a process's by its runtime.
+    assertStringIncludes(stderr, "thrown by a timer that the target left");
+    if (kind === "Thread") {
+      assertStringIncludes(stderr, `Exception in thread ${worker.name}:`);
+      assertInstanceOf(worker.error, RangeError);
+      assertEquals(worker.error.message, "thrown by a timer that the target left");
+    }
+  });
+
+  test(`${kind} ends with exit code 1 on a rejection that nobody handles`, async () => {
+    const worker = make({ target: rejectLaterThenWait, args: [60_000], module: targetsUrl });
+    const { stderr } = await captureStderr(async () => {
+      worker.start();
+      await worker.join();
+    });
+    assertEquals(worker.exitCode, 1);
+    assertEquals(worker.result, undefined);
+    assertStringIncludes(stderr, "rejected with nobody to handle it");
+    if (kind === "Thread") {
+      assertStringIncludes(stderr, `Exception in thread ${worker.name}:`);
+      assertInstanceOf(worker.error, TypeError);
+    }
   });
 
   test(`${kind}.join(timeoutMs) resolves while the target still runs`, async () => {
