@@ -28,11 +28,14 @@ function pids(): { pid: number; ppid: number } {
   return { pid: source?.pid ?? 0, ppid: source?.ppid ?? 0 };
 }
 
-let current: { name: string; daemon: boolean; pid: number } = {
+let current: { name: string; daemon: boolean; pid: number; identity: number[] } = {
   name: "MainProcess",
   daemon: false,
   pid: pids().pid,
+  identity: [],
 };
+// How many processes this process has made, counted across its threads (see `nextIdentity`).
+let counter: Int32Array | undefined;
 let parent: ProcessRecord | null = null;
 let inheritedStartMethod: "spawn" | "forkserver" | undefined;
 let inheritedPreload: string[] = [];
@@ -40,6 +43,16 @@ let inheritedPreload: string[] = [];
 /** The process that runs this realm: its name, pid and daemon flag. */
 export function currentRecord(): { name: string; daemon: boolean; pid: number } {
   return current;
+}
+
+/**
+ * The identity of a new `Process`, as Python's `BaseProcess._identity`: this process's identity
+ * with the next count of the processes made here. Its default name is `Process-` and the counts
+ * joined by `:` (`Process-2:1` for the first process that `Process-2` makes).
+ */
+export function nextIdentity(): number[] {
+  counter ??= new Int32Array(new SharedArrayBuffer(4));
+  return [...current.identity, Atomics.add(counter, 0, 1) + 1];
 }
 
 /** Renames the process that runs this realm, as `current_process().name = …` does. */
@@ -73,6 +86,7 @@ export function inheritedPreloadModules(): string[] {
  * @param destination `"thread"` for a worker thread, `"process"` for a child process.
  * @param name The child's name: a child process is known by it.
  * @param daemon Whether the child is a daemon.
+ * @param identity A child process's identity (see {@linkcode nextIdentity}), if it has one.
  * @param startMethod The start method in force here, or the one the child was started with.
  * @param preload The forkserver preload modules in force here.
  * @param main This realm's main module, for a realm that is not a child.
@@ -81,13 +95,15 @@ export function contextFor(
   destination: "thread" | "process",
   name: string,
   daemon: boolean,
+  identity: number[] | undefined,
   startMethod: "spawn" | "forkserver" | undefined,
   preload: string[],
   main: string | undefined,
 ): ContextMessage {
+  if (destination === "thread") counter ??= new Int32Array(new SharedArrayBuffer(4));
   return {
     type: "context",
-    process: destination === "thread" ? { ...current } : { name, daemon },
+    process: destination === "thread" ? { ...current, counter } : { name, daemon, identity },
     parent: destination === "thread" ? parent : { name: current.name, pid: current.pid },
     startMethod,
     preload,
@@ -102,7 +118,10 @@ export function adoptContext(message: ContextMessage): void {
     name: message.process.name,
     daemon: message.process.daemon,
     pid: message.process.pid ?? pids().pid,
+    identity: message.process.identity ?? [],
   };
+  // A thread counts with the rest of its process; a new process counts from 1, as in Python.
+  counter = message.process.counter;
   parent = message.parent;
   inheritedStartMethod = message.startMethod;
   inheritedPreload = [...message.preload];

@@ -126,7 +126,22 @@ export interface ContextMessage {
    * The process that the child belongs to: for a worker thread, its parent's own process (pid
    * included); for a child process, the new process, whose pid the child reads itself.
    */
-  process: { name: string; daemon: boolean; pid?: number };
+  process: {
+    name: string;
+    daemon: boolean;
+    pid?: number;
+    /**
+     * The process's place in the tree, as Python's `_identity`: its parent's identity and its
+     * own count there (`[2, 1]` for the first process that `Process-2` starts). Its children's
+     * default names come from it. Absent for a pool worker, whose children count from 1 afresh.
+     */
+    identity?: number[];
+    /**
+     * For a worker thread: the counter of the processes started from that process, shared by all
+     * its threads, so that each `Process` gets a count of its own wherever it is made.
+     */
+    counter?: Int32Array;
+  };
   /** That process's parent, or null when it is the main process. */
   parent: ProcessRecord | null;
   /** The start method that the child's own children use unless told otherwise. */

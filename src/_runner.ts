@@ -40,8 +40,17 @@ export class Runner {
   error: any = undefined;
   exitCode: number | null = null;
 
-  constructor(kind: WorkerKind, options: RunnerOptions, defaultName: string) {
+  /** A process's identity (see `nextIdentity`); undefined for a thread. */
+  readonly #identity: number[] | undefined;
+
+  constructor(
+    kind: WorkerKind,
+    options: RunnerOptions,
+    defaultName: string,
+    identity?: number[],
+  ) {
     this.kind = kind;
+    this.#identity = identity;
     checkArray(options.args, "args", kind.title);
     checkString(options.name, "name", kind.title);
     checkBoolean(options.daemon, "daemon", kind.title);
@@ -72,7 +81,7 @@ export class Runner {
     if (this.#state !== "initial") {
       throw new Error(`${title} '${this.name}' can only be started once`);
     }
-    const worker = new ChildWorker(this.kind, this.name);
+    const worker = new ChildWorker(this.kind, this.name, this.#identity);
     // Arguments wrapped with transfer() move to a thread; a process gets a copy either way.
     const transfers: object[] = [];
     const unwrapped = this.#args.map((arg) => {

@@ -175,9 +175,13 @@ export class ChildWorker {
   #stopped = false;
   #reply = (answer: unknown) => this.trySend(answer);
 
-  constructor(kind: WorkerKind, name: string) {
+  /** A child process's identity (see `nextIdentity`), which its own children's names extend. */
+  readonly identity: number[] | undefined;
+
+  constructor(kind: WorkerKind, name: string, identity?: number[]) {
     this.kind = kind;
     this.name = name;
+    this.identity = identity;
   }
 
   /**
@@ -201,6 +205,7 @@ export class ChildWorker {
         this.kind.destination,
         this.name,
         daemon,
+        this.identity,
         inheritableStartMethod() ?? this.kind.startMethod?.(),
         getPreloadModules(),
         mainModuleUrl(),

@@ -10,7 +10,12 @@ import { checkChildCommand } from "./_platform.deno.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
 import { processKind } from "./_worker_parent.ts";
-import { checkNotImportingMain, registerChild, registerNonDaemon } from "./_process_context.ts";
+import {
+  checkNotImportingMain,
+  nextIdentity,
+  registerChild,
+  registerNonDaemon,
+} from "./_process_context.ts";
 
 const PROCESS_OPTION_NAMES = [
   "target",
@@ -34,7 +39,11 @@ export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unk
   target: (...args: Args) => Result;
   /** Arguments for `target`; each must be cloneable with structured clone. */
   args?: Args;
-  /** A name for messages and error reports; defaults to `Process-1`, `Process-2`, … */
+  /**
+   * A name for messages and error reports; defaults to `Process-1`, `Process-2`, … and, in a child
+   * process, to that process's own counts and the next: `Process-2:1` for the first process that
+   * `Process-2` makes, as in Python.
+   */
   name?: string;
   /** A module URL or path that exports `target`; defaults to the main module. */
   module?: string | URL;
@@ -64,8 +73,6 @@ export interface ProcessOptions<Args extends unknown[] = unknown[], Result = unk
    */
   maxHeapMb?: number;
 }
-
-let processCount = 0;
 
 /**
  * A function running in its own child process: a fresh Deno or Node runtime that imports the
@@ -117,12 +124,15 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     };
     // Asking for more than the parent holds is an error now rather than at start().
     checkChildCommand(command, "Process");
+    // Counted when made, as in Python: the first process that `Process-2` makes is `Process-2:1`.
+    const identity = nextIdentity();
     this.#runner = new Runner(
       // The child's stderr passes through this process, byte for byte: what it prints reaches
       // the same place, and reaches it through this process's own stderr stream.
       processKind(startMethod ?? defaultStartMethod, command, { keepStderrTail: true }),
       options,
-      `Process-${++processCount}`,
+      `Process-${identity.join(":")}`,
+      identity,
     );
   }
 

@@ -1,8 +1,14 @@
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { getContext, Process, type StartMethod } from "../mod.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { getContext, Process, type StartMethod, Thread } from "../mod.ts";
 import { testCommonBehaviour } from "./_common_behaviour.ts";
 import { garbageTwice, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
 import { forever, targetsUrl } from "./fixtures/targets.ts";
+import {
+  processApiUrl,
+  processNameHere,
+  type ProcessNames,
+  processNamesHere,
+} from "./fixtures/process_api_targets.ts";
 
 testCommonBehaviour(Process);
 
@@ -17,6 +23,33 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
     });
   const ContextProcess = getContext(method).Process;
   const methodArgs = ["--start-method", method];
+
+  test("Process names a process made in a child after the child's count: Process-N:1", async () => {
+    const child = new ContextProcess({ target: processNamesHere, module: processApiUrl });
+    // Named otherwise, a process still counts by its place, as Python's `_identity` does.
+    const named = new ContextProcess({
+      target: processNamesHere,
+      module: processApiUrl,
+      name: "Middle",
+    });
+    assertMatch(child.name, /^Process-\d+$/);
+    const count = Number(child.name.slice("Process-".length));
+    for (const process of [child, named]) {
+      process.start();
+      await process.join();
+      assertEquals(process.exitCode, 0, String(process.error));
+    }
+    const expect = (own: string, prefix: string): ProcessNames => ({
+      own,
+      started: `${prefix}:1`,
+      seen: `${prefix}:1`,
+      // A thread makes its processes with the count of the process that it belongs to.
+      inThread: `${prefix}:2`,
+      last: `${prefix}:3`,
+    });
+    assertEquals(child.result, expect(child.name, child.name));
+    assertEquals(named.result, expect("Middle", `Process-${count + 1}`));
+  });
 
   test("Process.terminate() ends the child with -15 and its pid is gone", async () => {
     const child = new ContextProcess({ target: forever, module: targetsUrl });
@@ -116,4 +149,14 @@ Deno.test("Process finds an exported target in the main module without 'module'"
   for (const child of children) child.start();
   for (const child of children) await child.join();
   assertEquals(children.map((child) => child.result), [1, 8]);
+});
+
+Deno.test("Process made in a thread takes the next count of the process that it belongs to", async () => {
+  const before = new Process({ target: forever, module: targetsUrl }).name;
+  const thread = new Thread({ target: processNameHere, module: processApiUrl });
+  thread.start();
+  await thread.join();
+  const after = new Process({ target: forever, module: targetsUrl }).name;
+  const count = Number(before.slice("Process-".length));
+  assertEquals([thread.result, after], [`Process-${count + 1}`, `Process-${count + 2}`]);
 });
