@@ -95,10 +95,14 @@ export interface EngineOptions {
   queueStrategy?: "fifo" | "lifo";
 }
 
-const QUEUED = 0;
-const SENT = 1;
-const SETTLED = 2;
-const CANCELLED = 3;
+/**
+ * Where a pool task is, local or remote: waiting to be sent (to a worker, or to Redis), sent, or
+ * settled by its outcome or by cancellation.
+ */
+export const QUEUED = 0;
+export const SENT = 1;
+export const SETTLED = 2;
+export const CANCELLED = 3;
 
 /** One task: its promise, where it is, and what to send. */
 export class Task<T = unknown> implements FutureTask<T> {

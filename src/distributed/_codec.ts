@@ -255,15 +255,7 @@ class Decoder {
       case "o": {
         const out: Record<string, unknown> = {};
         this.#objects.push(out);
-        for (let i = 1; i < value.length; i += 2) {
-          // defineProperty, so that a key such as "__proto__" stays an own key.
-          Object.defineProperty(out, value[i] as string, {
-            value: this.decode(value[i + 1]),
-            enumerable: true,
-            writable: true,
-            configurable: true,
-          });
-        }
+        this.#defineOwn(out, value, 1);
         return out;
       }
     }
@@ -294,15 +286,23 @@ class Decoder {
         configurable: true,
       });
     }
-    const own = fields as Encoded[];
-    for (let i = 0; i < own.length; i += 2) {
-      Object.defineProperty(error, own[i] as string, {
-        value: this.decode(own[i + 1]),
+    this.#defineOwn(error, fields as Encoded[], 0);
+    return error;
+  }
+
+  /**
+   * Sets the key and value pairs of `pairs`, from `start` on, as own enumerable keys of `target`,
+   * each value decoded in turn. Through defineProperty, so that a key such as "__proto__" stays an
+   * own key.
+   */
+  #defineOwn(target: object, pairs: Encoded[], start: number): void {
+    for (let i = start; i < pairs.length; i += 2) {
+      Object.defineProperty(target, pairs[i] as string, {
+        value: this.decode(pairs[i + 1]),
         enumerable: true,
         writable: true,
         configurable: true,
       });
     }
-    return error;
   }
 }

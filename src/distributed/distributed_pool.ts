@@ -24,7 +24,16 @@ import { relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { TaskMode } from "../_protocol.ts";
-import { type PoolStats, Samples, type TargetEntry, targetEntry } from "../_pool_engine.ts";
+import {
+  CANCELLED,
+  type PoolStats,
+  QUEUED,
+  Samples,
+  SENT,
+  SETTLED,
+  type TargetEntry,
+  targetEntry,
+} from "../_pool_engine.ts";
 import type { ChunkHooks } from "../_chunked_map.ts";
 import {
   checkInteger,
@@ -129,11 +138,6 @@ const MAX_AUTO_CHUNK = 4096;
 const CHUNK_TARGET_MS = 5;
 const DEFAULT_BUFFER = 64;
 
-const PENDING = 0;
-const SENT = 1;
-const SETTLED = 2;
-const CANCELLED = 3;
-
 const noop = () => {};
 let poolCount = 0;
 
@@ -143,7 +147,7 @@ class RemoteTask<T = unknown> implements FutureTask<T> {
   // deno-lint-ignore no-explicit-any
   resolve!: (value: any) => void;
   reject!: (reason: unknown) => void;
-  status: number = PENDING;
+  status: number = QUEUED;
   quiet: boolean = false;
   timer: LongTimeout | undefined;
   signal: AbortSignal | undefined;
@@ -623,7 +627,7 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
       (this.#maxQueue === undefined || this.#onQueue < this.#maxQueue)
     ) {
       const task = this.#held[this.#heldHead++];
-      if (task.status === PENDING) this.#enqueue(task);
+      if (task.status === QUEUED) this.#enqueue(task);
     }
     if (this.#heldHead > 1024 && this.#heldHead * 2 > this.#held.length) {
       this.#held.splice(0, this.#heldHead);
@@ -719,7 +723,7 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
   cancelPending(): void {
     const reason = () => new CancelledError("The task was cancelled before it started");
     for (const task of [...this.#pending.values()]) {
-      if (task.status === PENDING) this.#settle(task, false, reason(), true);
+      if (task.status === QUEUED) this.#settle(task, false, reason(), true);
     }
   }
 
