@@ -67,7 +67,10 @@ export class Runner {
 
   set daemon(value: boolean) {
     if (this.#state !== "initial") {
-      throw new Error(`Cannot set 'daemon' of ${this.name}: it has already started`);
+      // An operation that the object's state refuses is a TypeError, as Node's ERR_INVALID_STATE.
+      throw new TypeError(
+        `Cannot set 'daemon' of ${this.kind.title} '${this.name}': it has already started; set it before start()`,
+      );
     }
     this.#daemon = checkBoolean(value, "daemon", undefined, false)!;
   }
@@ -79,7 +82,9 @@ export class Runner {
   start(): void {
     const title = this.kind.title;
     if (this.#state !== "initial") {
-      throw new Error(`${title} '${this.name}' can only be started once`);
+      throw new TypeError(
+        `${title} '${this.name}' can only be started once: make a new ${title} to run the target again`,
+      );
     }
     const worker = new ChildWorker(this.kind, this.name, this.#identity);
     // Arguments wrapped with transfer() move to a thread; a process gets a copy either way.
@@ -191,7 +196,9 @@ export class Runner {
 
   async join(timeoutMs?: number): Promise<void> {
     if (this.#state === "initial") {
-      throw new Error(`Cannot join ${this.kind.title} '${this.name}' before it is started`);
+      throw new TypeError(
+        `Cannot join ${this.kind.title} '${this.name}' before it is started: call start() first`,
+      );
     }
     checkTimeoutMs(timeoutMs, `${this.kind.title}.join()`);
     if (timeoutMs === undefined || this.#state === "finished") return this.#finished;

@@ -145,7 +145,11 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     this.#runner.name = checkString(value, "name", undefined, false)!;
   }
 
-  /** Whether this is a daemon process; can be set only before `start()`. */
+  /**
+   * Whether this is a daemon process; can be set only before `start()`.
+   *
+   * @throws {TypeError} When set after `start()`, or to a value that is not a boolean.
+   */
   get daemon(): boolean {
     return this.#runner.daemon;
   }
@@ -157,7 +161,7 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   /**
    * The child's process id once started; undefined before.
    *
-   * @throws {Error} After {@linkcode Process.prototype.close}.
+   * @throws {TypeError} After {@linkcode Process.prototype.close}.
    */
   get pid(): number | undefined {
     this.#checkOpen();
@@ -192,8 +196,8 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   /**
    * Starts the child process. It can be started once.
    *
-   * @throws {Error} When the process was already started or closed, or the runtime could not be
-   * started.
+   * @throws {TypeError} When the process was already started or closed.
+   * @throws {Error} When the runtime could not be started.
    * @throws {TypeError} When an argument cannot be cloned; the message names its index.
    */
   start(): void {
@@ -213,7 +217,7 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * @param timeoutMs The longest wait in milliseconds; no limit when omitted.
    * @returns A promise that resolves when the process finished or the time ran out. It never
    * rejects because of the target: read `error` and `exitCode`.
-   * @throws {Error} (as a rejection) When the process was not started, or was closed.
+   * @throws {TypeError} (as a rejection) When the process was not started, or was closed.
    * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or NaN; `Infinity` waits
    * without limit.
    * @throws {TypeError} (as a rejection) When `timeoutMs` is not a number.
@@ -231,7 +235,7 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * Whether the process has started and not yet exited.
    *
    * @returns True until the child has exited.
-   * @throws {Error} After {@linkcode Process.prototype.close}.
+   * @throws {TypeError} After {@linkcode Process.prototype.close}.
    */
   isAlive(): boolean {
     this.#checkOpen();
@@ -241,7 +245,7 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   /**
    * Sends SIGTERM to the child; `exitCode` becomes `-15` once it has gone.
    *
-   * @throws {Error} After {@linkcode Process.prototype.close}.
+   * @throws {TypeError} After {@linkcode Process.prototype.close}.
    */
   terminate(): void {
     this.#checkOpen();
@@ -251,7 +255,7 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   /**
    * Sends SIGKILL to the child; `exitCode` becomes `-9` once it has gone.
    *
-   * @throws {Error} After {@linkcode Process.prototype.close}.
+   * @throws {TypeError} After {@linkcode Process.prototype.close}.
    */
   kill(): void {
     this.#checkOpen();
@@ -263,7 +267,7 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
    * `isAlive()`, `terminate()`, `kill()` and `pid` throw, while `name`, `exitCode`, `result` and
    * `error` stay readable. Closing twice, or closing a process never started, is allowed.
    *
-   * @throws {Error} When the process is still running: `join()` or `terminate()` it first.
+   * @throws {TypeError} When the process is still running: `join()` or `terminate()` it first.
    * @example
    * ```ts
    * import { Process } from "@multiproc/multiproc";
@@ -278,7 +282,9 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
   close(): void {
     if (this.#closed) return;
     if (this.#runner.isAlive()) {
-      throw new Error(
+      // Python's ValueError; here the state refuses the call, which is a TypeError in JavaScript
+      // (Node's ERR_INVALID_STATE is one).
+      throw new TypeError(
         `Cannot close Process '${this.name}' while it is still running: join() or terminate() it first`,
       );
     }
@@ -287,7 +293,9 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
 
   #checkOpen(): void {
     if (this.#closed) {
-      throw new Error(`Process '${this.name}' is closed: close() released it`);
+      throw new TypeError(
+        `Process '${this.name}' is closed: close() released it; make a new Process to run again`,
+      );
     }
   }
 }

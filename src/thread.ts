@@ -136,7 +136,11 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
     this.#runner.name = checkString(value, "name", undefined, false)!;
   }
 
-  /** Whether this is a daemon thread; can be set only before `start()`. */
+  /**
+   * Whether this is a daemon thread; can be set only before `start()`.
+   *
+   * @throws {TypeError} When set after `start()`, or to a value that is not a boolean.
+   */
   get daemon(): boolean {
     return this.#runner.daemon;
   }
@@ -172,7 +176,7 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
   /**
    * Starts the thread. It can be started once.
    *
-   * @throws {Error} When the thread was already started.
+   * @throws {TypeError} When the thread was already started.
    * @throws {TypeError} When an argument cannot be cloned; the message names its index.
    */
   start(): void {
@@ -189,7 +193,7 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
    * @param timeoutMs The longest wait in milliseconds; no limit when omitted.
    * @returns A promise that resolves when the thread finished or the time ran out. It never
    * rejects because of the target: read `error` and `exitCode`.
-   * @throws {Error} (as a rejection) When the thread was not started.
+   * @throws {TypeError} (as a rejection) When the thread was not started.
    * @throws {RangeError} (as a rejection) When `timeoutMs` is negative or NaN; `Infinity` waits
    * without limit.
    * @throws {TypeError} (as a rejection) When `timeoutMs` is not a number.

@@ -171,13 +171,32 @@ export function testCommonBehaviour(Kind: Kind, suffix = ""): void {
   test(`${kind}.start() twice throws`, async () => {
     const worker = make({ target: add, args: [1, 1], module: targetsUrl });
     worker.start();
-    assertThrows(() => worker.start(), Error, "can only be started once");
+    assertThrows(
+      () => worker.start(),
+      TypeError,
+      `${kind} '${worker.name}' can only be started once`,
+    );
     await worker.join();
   });
 
   test(`${kind}.join() before start() rejects`, async () => {
     const worker = make({ target: add, args: [1, 1], module: targetsUrl });
-    await assertRejects(() => worker.join(), Error, "before it is started");
+    await assertRejects(() => worker.join(), TypeError, "before it is started: call start() first");
+  });
+
+  test(`${kind}.daemon cannot be set after start() nor to a non-boolean`, async () => {
+    const worker = make({ target: add, args: [1, 1], module: targetsUrl });
+    worker.daemon = true;
+    worker.daemon = false;
+    assertThrows(() => worker.daemon = "yes" as unknown as boolean, TypeError, "'daemon'");
+    worker.start();
+    assertThrows(
+      () => worker.daemon = true,
+      TypeError,
+      `Cannot set 'daemon' of ${kind} '${worker.name}': it has already started`,
+    );
+    assertEquals(worker.daemon, false);
+    await worker.join();
   });
 
   test(`${kind}.join() rejects a negative timeout`, async () => {

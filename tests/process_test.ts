@@ -1,4 +1,11 @@
-import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import { getContext, Process, type StartMethod, Thread } from "../mod.ts";
 import { testCommonBehaviour } from "./_common_behaviour.ts";
 import { garbageTwice, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
@@ -159,4 +166,26 @@ Deno.test("Process made in a thread takes the next count of the process that it 
   const after = new Process({ target: forever, module: targetsUrl }).name;
   const count = Number(before.slice("Process-".length));
   assertEquals([thread.result, after], [`Process-${count + 1}`, `Process-${count + 2}`]);
+});
+
+Deno.test("Process.close() of a running process throws a TypeError; a closed one refuses with TypeError", async () => {
+  const child = new Process({ target: forever, module: targetsUrl, name: "busy" });
+  child.start();
+  assertThrows(
+    () => child.close(),
+    TypeError,
+    "Cannot close Process 'busy' while it is still running: join() or terminate() it first",
+  );
+  assert(child.isAlive(), "a refused close() leaves the process running");
+  child.terminate();
+  await child.join();
+  child.close();
+  const closed = "Process 'busy' is closed: close() released it";
+  assertThrows(() => child.isAlive(), TypeError, closed);
+  assertThrows(() => child.pid, TypeError, closed);
+  assertThrows(() => child.terminate(), TypeError, closed);
+  assertThrows(() => child.kill(), TypeError, closed);
+  assertThrows(() => child.start(), TypeError, closed);
+  await assertRejects(() => child.join(), TypeError, closed);
+  assertEquals(child.exitCode, -15);
 });
