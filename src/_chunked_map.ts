@@ -18,6 +18,20 @@ import { checkArgLists, isAsyncIterable } from "./_iterables.ts";
 import { TaskMode } from "./_protocol.ts";
 import { TimeoutError } from "./errors.ts";
 
+/** The largest chunk that a pool picks by itself. */
+export const MAX_AUTO_CHUNK = 4096;
+
+/**
+ * The size of the next lazy chunk when the caller gave none: about `targetMs` of work at the
+ * measured `itemMs` per item, from 1 to {@linkcode MAX_AUTO_CHUNK}. 1 while nothing is measured
+ * (`itemMs` negative); the largest for items too quick to measure (0).
+ */
+export function chunkForSpeed(itemMs: number, targetMs: number): number {
+  if (itemMs < 0) return 1;
+  if (itemMs === 0) return MAX_AUTO_CHUNK;
+  return Math.max(1, Math.min(MAX_AUTO_CHUNK, Math.floor(targetMs / itemMs)));
+}
+
 /** A chunk's task, as the drivers see it: its promise of the chunk's results. */
 export interface ChunkTask {
   readonly promise: Promise<unknown>;

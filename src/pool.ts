@@ -35,7 +35,7 @@ import { checkNotImportingMain } from "./_process_context.ts";
 import { checkSendable, processKind, threadKind, type WorkerKind } from "./_worker_parent.ts";
 import type { PermissionsOption } from "./permissions.ts";
 import { checkStartMethod, defaultStartMethod, type StartMethod } from "./_start_methods.ts";
-import type { ChunkHooks } from "./_chunked_map.ts";
+import { chunkForSpeed, type ChunkHooks } from "./_chunked_map.ts";
 import { attachBackend, BasePool, type PoolBackend } from "./_pool_facade.ts";
 
 export { BasePool };
@@ -159,8 +159,8 @@ function checkInitArgs(initArgs: unknown[], kind: string, workerKind: WorkerKind
   checkSendable(initArgs, workerKind, `${kind} 'initArgs' argument`);
 }
 
+/** Lazy chunks grow until one takes about this long on a worker. */
 const CHUNK_TARGET_MS = 1;
-const MAX_AUTO_CHUNK = 4096;
 
 /** The local backend of a pool: a {@linkcode PoolEngine} of this machine's threads or processes. */
 class LocalBackend implements PoolBackend<Task> {
@@ -299,18 +299,11 @@ class LocalBackend implements PoolBackend<Task> {
     return {
       room: () => engine.room(),
       refusal: () => engine.refusal(),
-      chunkSize: () => this.#adaptiveChunk(),
+      chunkSize: () => chunkForSpeed(engine.itemMs, CHUNK_TARGET_MS),
       submit: (chunk) => engine.submit(target, mode, chunk, chunk.length, what, true),
       drop: (task) => engine.cancelQueued(task),
       dropUnstarted: cancelUnstarted,
     };
-  }
-
-  /** The chunk size for lazy input: about a millisecond of measured work, at least 1. */
-  #adaptiveChunk(): number {
-    const itemMs = this.#engine.itemMs;
-    if (itemMs <= 0) return 1;
-    return Math.max(1, Math.min(MAX_AUTO_CHUNK, Math.floor(CHUNK_TARGET_MS / itemMs)));
   }
 
   cancelPending(): void {

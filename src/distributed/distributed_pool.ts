@@ -34,7 +34,7 @@ import {
   type TargetEntry,
   targetEntry,
 } from "../_pool_engine.ts";
-import type { ChunkHooks } from "../_chunked_map.ts";
+import { chunkForSpeed, type ChunkHooks, MAX_AUTO_CHUNK } from "../_chunked_map.ts";
 import {
   checkInteger,
   checkOptions,
@@ -133,7 +133,6 @@ const MAX_JOB_ITEMS = 4096;
 const SPREAD_JOBS = 16;
 /** `map()` cuts its input into this many chunks at least (Python's `4 * size`, for 16 workers). */
 const MAP_CHUNKS = 64;
-const MAX_AUTO_CHUNK = 4096;
 /** `imap()` grows its chunks until one takes about this long on a node. */
 const CHUNK_TARGET_MS = 5;
 const DEFAULT_BUFFER = 64;
@@ -701,7 +700,10 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
       room: () => this.room(),
       refusal: () => this.#refusal(),
       chunkSize: () => {
-        const size = Math.max(this.#adaptiveChunk(), this.#itemMs < 0 ? grow : 1);
+        const size = Math.max(
+          chunkForSpeed(this.#itemMs, CHUNK_TARGET_MS),
+          this.#itemMs < 0 ? grow : 1,
+        );
         grow = Math.min(MAX_AUTO_CHUNK, grow * 2);
         return size;
       },
@@ -710,13 +712,6 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
       dropUnstarted: (task) => task.cancel(),
       eagerRoom: this.#maxQueue !== undefined,
     };
-  }
-
-  /** The chunk size for lazy input: about {@linkcode CHUNK_TARGET_MS} of measured work. */
-  #adaptiveChunk(): number {
-    if (this.#itemMs < 0) return 1;
-    if (this.#itemMs === 0) return MAX_AUTO_CHUNK;
-    return Math.max(1, Math.min(MAX_AUTO_CHUNK, Math.floor(CHUNK_TARGET_MS / this.#itemMs)));
   }
 
   /** Cancels the tasks not sent to Redis yet: those waiting for room under `maxQueue`. */
