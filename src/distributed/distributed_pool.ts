@@ -714,12 +714,9 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
     };
   }
 
-  /** Cancels the tasks not sent to Redis yet: those waiting for room under `maxQueue`. */
+  /** Cancels every task whose future is pending, as its `cancel()` would; running ones go on. */
   cancelPending(): void {
-    const reason = () => new CancelledError("The task was cancelled before it started");
-    for (const task of [...this.#pending.values()]) {
-      if (task.status === QUEUED) this.#settle(task, false, reason(), true);
-    }
+    for (const task of [...this.#pending.values()]) if (task.state() === "pending") task.cancel();
   }
 
   close(): void {
@@ -803,8 +800,8 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
  *
  * Where it differs from the local pools:
  * - Cancelling a task that a node has not started keeps it from running; one that has started runs
- *   on, and its result is dropped. `cancelFutures` cancels the tasks not yet sent to Redis (those
- *   waiting for room under `maxQueue`).
+ *   on, and its result is dropped. `close({ cancelFutures: true })` cancels every task whose future
+ *   is pending, as the future's `cancel()` would.
  * - `map()` cuts its input into at least 64 chunks by default; `imap()`'s chunks grow until one
  *   takes about 5 ms on a node, and `buffersize` is 64 chunks by default.
  * - `terminate()` rejects the pending tasks and closes the connections to Redis; the nodes go on,
