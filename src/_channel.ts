@@ -54,3 +54,21 @@ export interface ParentLink {
   /** Ends the child with `code` once its outcome has been sent. */
   finish(code: number): void;
 }
+
+/**
+ * A connected Unix socket of a sealed channel, on either side, as each runtime provides it
+ * (`_unix_socket.*.ts`).
+ */
+export interface ByteStream {
+  /** Writes the buffers in order after any earlier ones; resolves once they are all out. */
+  write(buffers: Uint8Array[]): Promise<void>;
+  /**
+   * Starts reading: each chunk to `onChunk`, which must use it before it returns, then `onEnd`
+   * once, when the socket is closed or broken.
+   */
+  read(onChunk: (chunk: Uint8Array) => void, onEnd: () => void): void;
+  /** Whether the socket keeps the event loop alive. */
+  setRef(ref: boolean): void;
+  /** Closes the socket. */
+  close(): void;
+}

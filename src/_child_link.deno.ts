@@ -6,6 +6,8 @@
  * @module
  */
 import type { ParentLink } from "./_channel.ts";
+import { connectUnix } from "./_unix_socket.deno.ts";
+import { channelArguments, LIFELINE_CHECK_MS, sealedLink } from "./_channel_child.ts";
 
 interface WorkerScope {
   postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;
@@ -27,9 +29,57 @@ export async function connectToParent(): Promise<ParentLink> {
   if (typeof (globalThis as Partial<WorkerScope>).postMessage === "function") {
     return connectViaNodeWorkerScope(globalThis as unknown as NodeWorkerScope);
   }
-  // Otherwise this is a child process, started with an IPC channel.
-  const { connectViaIpc } = await import("./_node_links.ts");
-  return connectViaIpc();
+  // Otherwise this is a child process. Its sealed channel needs nothing of Node's compatibility
+  // layer, whose start-up would double the child's.
+  const { parentPid, path } = channelArguments(Deno.args);
+  if (path !== undefined) return await connectViaSocket(path, parentPid);
+  // A parent that could not make the sealed channel gave the child Node's IPC channel.
+  const { connectViaProcess } = await import("./_node_links.ts");
+  return connectViaProcess();
+}
+
+/**
+ * Joins the sealed channel at `path` with the token from stdin. `Deno.connect` makes its socket
+ * close-on-exec, so that no program this child runs inherits it.
+ */
+async function connectViaSocket(path: string, parentPid: number): Promise<ParentLink> {
+  const exit = (code: number) => Deno.exit(code);
+  const lifeline = () => {
+    if (parentPid > 0 && Deno.ppid !== parentPid) exit(1);
+  };
+  // A parent killed while this child was still booting leaves it an orphan: its parent pid shows.
+  lifeline();
+  Deno.unrefTimer(setInterval(lifeline, LIFELINE_CHECK_MS));
+  const token = readStdin();
+  let stream;
+  try {
+    stream = await connectUnix(path);
+  } catch (error) {
+    // The parent is gone, or closed the channel: nobody is left to report to.
+    if (error instanceof Deno.errors.NotCapable) throw error;
+    return exit(1) as never;
+  }
+  return sealedLink(stream, token, exit, exit);
+}
+
+/** All of stdin, which the parent closes after writing the token. */
+function readStdin(): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const buffer = new Uint8Array(256);
+    const read = Deno.stdin.readSync(buffer);
+    if (read === null) break;
+    chunks.push(buffer.subarray(0, read));
+    size += read;
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
 }
 
 function connectViaWorkerScope(scope: WorkerScope): ParentLink {

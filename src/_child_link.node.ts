@@ -7,9 +7,9 @@
  */
 import { parentPort } from "node:worker_threads";
 import type { ParentLink } from "./_channel.ts";
-import { connectViaIpc, connectViaPort } from "./_node_links.ts";
+import { connectViaPort, connectViaProcess } from "./_node_links.ts";
 
 /** Connects to the parent, whether this is a worker thread or a child process. */
 export function connectToParent(): Promise<ParentLink> {
-  return Promise.resolve(parentPort ? connectViaPort(parentPort) : connectViaIpc());
+  return parentPort ? Promise.resolve(connectViaPort(parentPort)) : connectViaProcess();
 }

@@ -4,15 +4,65 @@
  *
  * @module
  */
+import { readSync } from "node:fs";
 import process from "node:process";
 import type { MessagePort } from "node:worker_threads";
-import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
 import type { ParentLink } from "./_channel.ts";
+import { connectUnix } from "./_unix_socket.node.ts";
+import { channelArguments, LIFELINE_CHECK_MS, sealedLink } from "./_channel_child.ts";
 
-const LIFELINE_CHECK_MS = 250;
+/**
+ * The line of a child process: its sealed channel, or Node's IPC channel where the parent could
+ * not make one. The child exits when the parent is gone.
+ */
+export function connectViaProcess(): Promise<ParentLink> {
+  const { parentPid, path } = channelArguments(process.argv);
+  return path === undefined
+    ? Promise.resolve(connectViaIpc(parentPid))
+    : connectViaSocket(path, parentPid);
+}
 
-/** The line of a child process: its IPC channel. The child exits when the parent is gone. */
-export function connectViaIpc(): ParentLink {
+/**
+ * Joins the sealed channel at `path` with the token from stdin. Node (libuv) makes its sockets
+ * close-on-exec, so that no program this child runs inherits it.
+ */
+function connectViaSocket(path: string, parentPid: number): Promise<ParentLink> {
+  const exit = (code: number) => process.exit(code);
+  const lifeline = () => {
+    if (parentPid > 0 && process.ppid !== parentPid) exit(1);
+  };
+  // A parent killed while this child was still booting leaves it an orphan: its parent pid shows.
+  lifeline();
+  setInterval(lifeline, LIFELINE_CHECK_MS).unref();
+  const token = readStdin();
+  // A failure to join means the parent is gone or closed the channel: nobody is left to report to.
+  return connectUnix(path).then(
+    (stream) => sealedLink(stream, token, exit, exitAfterOutput),
+    () => exit(1),
+  );
+}
+
+/** All of stdin, which the parent closes after writing the token. */
+function readStdin(): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const buffer = new Uint8Array(256);
+    let read: number;
+    try {
+      read = readSync(0, buffer);
+    } catch (error) {
+      // A stdin that the runtime made non-blocking has nothing yet: try again.
+      if ((error as { code?: string }).code === "EAGAIN") continue;
+      throw error;
+    }
+    if (read === 0) break;
+    chunks.push(buffer.subarray(0, read));
+  }
+  return Uint8Array.from(chunks.flatMap((chunk) => [...chunk]));
+}
+
+/** The line of a child process over Node's IPC channel. */
+function connectViaIpc(parentPid: number): ParentLink {
   const send = process.send?.bind(process);
   if (!send) {
     throw new Error("This module is the entry of a multiproc child and must be started by one");
@@ -21,7 +71,6 @@ export function connectViaIpc(): ParentLink {
   process.on("disconnect", () => process.exit(1));
   // A parent killed while this child was still booting may close the channel before anyone
   // listens, with no event to follow; then the child is an orphan, and its parent pid shows it.
-  const parentPid = Number(process.argv[process.argv.indexOf(CHILD_PROCESS_FLAG) + 1]);
   const orphaned = () => !process.connected || (parentPid > 0 && process.ppid !== parentPid);
   if (orphaned()) process.exit(1);
   setInterval(() => {

@@ -109,6 +109,27 @@ export function narrowEnvGrant(grants: Grants, env: Record<string, string>): Gra
 }
 
 /**
+ * Adds to resolved grants what a Deno child needs to open its sealed channel, and nothing more:
+ * read, write and net access to the one socket path, which the parent removes as soon as the child
+ * has joined. A kind held in full is left as it is.
+ */
+export function withChannelGrant(grants: Grants, path: string): Grants {
+  if (grants === "all") return grants;
+  const granted = new Map(grants);
+  const items: Array<[PermissionName, string]> = [
+    ["read", path],
+    ["write", path],
+    ["net", `unix:${path}`],
+  ];
+  for (const [name, item] of items) {
+    const held = granted.get(name);
+    if (held === true) continue;
+    granted.set(name, [...(held ?? []), checkGrantItem(item, "The channel's socket path")]);
+  }
+  return granted;
+}
+
+/**
  * Checks the shape of a `permissions` option; whether the parent holds what it asks for is
  * checked when the child starts.
  *

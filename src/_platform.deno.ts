@@ -21,6 +21,7 @@ import {
   PERMISSION_NAMES,
   type PermissionName,
   resolveGrants,
+  withChannelGrant,
 } from "./_permissions.ts";
 import type { PermissionsOption } from "./permissions.ts";
 
@@ -76,9 +77,10 @@ function holds(descriptor: Deno.PermissionDescriptor): boolean {
 export function childProcessCommand(
   options: ChildCommandOptions = {},
   what = "Process",
+  channelPath?: string,
 ): ChildCommand {
   checkCanStartChildren();
-  const flags = permissionFlags(options.permissions ?? "inherit", what, options.env);
+  const flags = permissionFlags(options.permissions ?? "inherit", what, options.env, channelPath);
   if (options.maxHeapMb !== undefined) {
     flags.push(`--v8-flags=--max-old-space-size=${options.maxHeapMb}`);
   }
@@ -91,6 +93,7 @@ export function childProcessCommand(
     childEntry.href,
     CHILD_PROCESS_FLAG,
     String(Deno.pid),
+    ...(channelPath === undefined ? [] : [channelPath]),
   ];
   if (options.env === undefined) return { command: runtime[0], args: runtime.slice(1) };
   const unset = withOwnEnvironment(options.env, what);
@@ -166,12 +169,14 @@ function permissionFlags(
   permissions: PermissionsOption,
   what: string,
   env: Record<string, string> | undefined,
+  channelPath: string | undefined,
 ): string[] {
   let grants = resolveGrants(permissions, what, holdsPermission, [
     childEntry.href,
     mainModuleUrl(),
   ]);
   if (env !== undefined) grants = narrowEnvGrant(grants, env);
+  if (channelPath !== undefined) grants = withChannelGrant(grants, channelPath);
   if (grants === "all") return ["--allow-all"];
   // Each item was checked to hold no comma, so that Deno cannot split it into more than was checked.
   return [...grants].map(([name, grant]) =>
@@ -376,6 +381,15 @@ export function mayRunProgram(path: string): boolean {
     // Looking needs a read grant; without it the program is not used.
     return false;
   }
+}
+
+/**
+ * Whether this process may make a folder in `folder` and listen on a Unix socket at `path` in it:
+ * Deno asks for write access to the folder, and read, write and net access to the socket's path.
+ */
+export function mayListenAt(path: string, folder: string): boolean {
+  return holds({ name: "write", path: folder }) && holds({ name: "read", path }) &&
+    holds({ name: "write", path }) && holds({ name: "net", host: `unix:${path}` });
 }
 
 /** Runs `hook` once when the parent process exits, normally or through `Deno.exit()`. */

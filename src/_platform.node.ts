@@ -72,6 +72,7 @@ const flagsWithValue = /^(-[ep]|--(eval|print|input-type|allow-fs-read|allow-fs-
 export function childProcessCommand(
   options: ChildCommandOptions = {},
   what = "Process",
+  channelPath?: string,
 ): ChildCommand {
   const own = options.permissions !== undefined && options.permissions !== "inherit";
   const execArgv: string[] = [];
@@ -91,7 +92,13 @@ export function childProcessCommand(
   if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
   return {
     command: process.execPath,
-    args: [...execArgv, fileURLToPath(childEntry), CHILD_PROCESS_FLAG, String(process.pid)],
+    args: [
+      ...execArgv,
+      fileURLToPath(childEntry),
+      CHILD_PROCESS_FLAG,
+      String(process.pid),
+      ...(channelPath === undefined ? [] : [channelPath]),
+    ],
     // Node gives a child exactly the environment that it is given.
     ...(options.env === undefined ? {} : { env: { ...options.env } }),
   };
@@ -276,6 +283,16 @@ export function mayRunProgram(path: string): boolean {
     // Looking needs a read grant; without it the program is not used.
     return false;
   }
+}
+
+/**
+ * Whether this process may make a folder in `folder` and listen on a Unix socket at `path` in it:
+ * under Node's permission model, it needs read and write access to the folder; Node's model does
+ * not cover sockets.
+ */
+export function mayListenAt(path: string, folder: string): boolean {
+  return holdsPermission("read", folder) && holdsPermission("write", folder) &&
+    holdsPermission("read", path) && holdsPermission("write", path);
 }
 
 /** Runs `hook` once when the parent process exits, normally or through `process.exit()`. */

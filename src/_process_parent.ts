@@ -15,7 +15,9 @@ import {
   onMainThread,
   onParentExit,
 } from "./_platform.deno.ts";
-import type { ChildHandle, ChildListeners } from "./_channel.ts";
+import type { ByteStream, ChildHandle, ChildListeners } from "./_channel.ts";
+import { openChannel, type PendingChannel } from "./_channel_parent.ts";
+import { decodeMessage, encodeMessage, FrameReader } from "./_frames.ts";
 import type { ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
 
@@ -115,9 +117,101 @@ class StderrTail {
   }
 }
 
+/** How the parent sends on a child's channel, whichever carries it. */
+interface ParentChannel {
+  send(message: unknown): void;
+  setRef(ref: boolean): void;
+  /** Lets a dead child's channel go: it holds the parent no more, and nothing waits on it. */
+  release(): void;
+}
+
 /**
- * Starts a child process on the child entry, connected by an IPC channel, with the parent's stdout
- * and stderr and without stdin. It exits by itself when the parent is gone.
+ * The sealed channel (`_channel_parent.ts`): messages sent before the child has joined wait, already
+ * serialized, so that a message that cannot be sent throws at once as on any channel.
+ */
+function sealedChannel(
+  pending: PendingChannel,
+  onMessage: (message: ChildMessage) => void,
+  onError: (error: Error) => void,
+  onClose: () => void,
+): ParentChannel {
+  let stream: ByteStream | undefined;
+  let queued: Uint8Array[] | undefined = [];
+  let ref = true;
+  let released = false;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    onClose();
+  };
+  const ignore = () => {};
+  pending.onJoin((joined) => {
+    stream = joined;
+    if (released) joined.close();
+    if (!ref) joined.setRef(false);
+    if (queued!.length > 0) joined.write(queued!).catch(ignore);
+    queued = undefined;
+    const reader = new FrameReader((payload) => onMessage(decodeMessage(payload) as ChildMessage));
+    return {
+      chunk: (chunk) => {
+        try {
+          reader.push(chunk);
+        } catch (error) {
+          // A child that breaks the framing can no longer be understood: its channel is cut,
+          // which ends it as its parent's death would.
+          onError(error as Error);
+          joined.close();
+        }
+      },
+      end: close,
+    };
+  });
+  return {
+    send: (message) => {
+      const buffers = encodeMessage(message);
+      // A message sent as the child ended finds the channel shut: its exit tells what happened.
+      if (queued) queued.push(...buffers);
+      else stream!.write(buffers).catch(ignore);
+    },
+    setRef: (value) => {
+      ref = value;
+      stream?.setRef(value);
+    },
+    release: () => {
+      released = true;
+      pending.close();
+      stream?.setRef(false);
+      if (queued) close();
+    },
+  };
+}
+
+/** Node's IPC channel, where the sealed one cannot be made (see `openChannel`). */
+function ipcChannel(
+  child: ChildProcess,
+  onMessage: (message: ChildMessage) => void,
+  onClose: () => void,
+): ParentChannel {
+  const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
+  child.on("message", onMessage);
+  child.on("disconnect", onClose);
+  return {
+    send: (message) => {
+      child.send(message as Parameters<ChildProcess["send"]>[0]);
+    },
+    setRef: (ref) => {
+      if (ref) channel()?.ref?.();
+      else channel()?.unref?.();
+    },
+    release: () => channel()?.unref?.(),
+  };
+}
+
+/**
+ * Starts a child process on the child entry, with the parent's stdout and stderr, connected by
+ * the sealed channel of `_channel_parent.ts` (or, where this process may not make one, Node's IPC
+ * channel). It exits by itself when the parent is gone.
  *
  * @param options `ref: false` for a child that must not keep the parent alive; `command` for its
  * permissions and heap limit. `keepStderrTail` pipes the child's stderr through the parent, byte
@@ -130,20 +224,43 @@ export function spawnChildProcess(
   options: { ref: boolean; command?: ChildCommandOptions; keepStderrTail?: boolean },
   listeners: ChildListeners,
 ): ChildProcessHandle {
-  const runtime = childProcessCommand(options.command);
+  const sealed = openChannel();
+  let runtime;
+  try {
+    runtime = childProcessCommand(options.command, undefined, sealed?.path);
+  } catch (error) {
+    sealed?.close();
+    throw error;
+  }
   const [command, ...args] = [...parentDeathWords(), runtime.command, ...runtime.args];
-  const child = spawn(command, args, {
-    env: runtime.env,
-    stdio: ["ignore", "inherit", options.keepStderrTail ? "pipe" : "inherit", "ipc"],
-    serialization: "advanced",
-    windowsHide: true,
-  });
+  const stderr = options.keepStderrTail ? "pipe" : "inherit";
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
+      env: runtime.env,
+      // The sealed channel's token goes through stdin, which then reads as empty.
+      stdio: sealed ? ["pipe", "inherit", stderr] : ["ignore", "inherit", stderr, "ipc"],
+      ...(sealed ? {} : { serialization: "advanced" as const }),
+      windowsHide: true,
+    });
+  } catch (error) {
+    sealed?.close();
+    throw error;
+  }
   if (child.pid === undefined) {
     // The runtime could not start. Its 'error' event follows; nothing else may answer for it,
-    // and the stderr pipe, if any, closes unheard.
+    // and the pipes, if any, close unheard.
     child.on("error", () => {});
+    child.stdin?.on("error", () => {});
+    child.stdin?.destroy();
     child.stderr?.destroy();
+    sealed?.close();
     throw new Error(`Cannot start a child process with '${command}'`);
+  }
+  if (sealed && child.stdin) {
+    // A child that dies before reading it leaves the write to fail: its exit says why.
+    child.stdin.on("error", () => {});
+    child.stdin.end(sealed.token);
   }
   let tail: StderrTail | undefined;
   // Ends when the pipe closes, so that a crash report holds the child's last lines.
@@ -174,23 +291,25 @@ export function spawnChildProcess(
   }
   liveChildren.add(child);
   // The exit can come before the last messages are read; they are all read once the channel
-  // has disconnected, so the exit is reported after both (and after the stderr pipe's end).
+  // has closed, so the exit is reported after both (and after the stderr pipe's end).
   let exitCode: number | undefined;
   let disconnected = false;
   let reported = false;
   let disconnectDeadline: ReturnType<typeof setTimeout> | undefined;
-  const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
   const reportWhenBoth = () => {
     if (exitCode === undefined || !disconnected || stderrOpen || reported) return;
     reported = true;
     clearTimeout(disconnectDeadline);
     current.exit(exitCode);
   };
-  child.on("message", (message: ChildMessage) => current.message(message));
-  child.on("disconnect", () => {
+  const onMessage = (message: ChildMessage) => current.message(message);
+  const onClose = () => {
     disconnected = true;
     reportWhenBoth();
-  });
+  };
+  const channel = sealed
+    ? sealedChannel(sealed, onMessage, (error) => current.error(error), onClose)
+    : ipcChannel(child, onMessage, onClose);
   child.on("exit", (code, signal) => {
     liveChildren.delete(child);
     exitCode = code ?? -(signal ? constants.signals[signal] : 1);
@@ -199,8 +318,9 @@ export function spawnChildProcess(
     // (Deno sometimes never reports the disconnect of a child that exited while a message to it
     // was on its way.) A grandchild that inherited stderr may hold the pipe open. The channel of a
     // dead child must not hold the parent open either: the deadline, short, does until then.
+    // A child that died before it joined its sealed channel takes the channel's folder with it.
+    channel.release();
     if (!disconnected || stderrOpen) {
-      channel()?.unref?.();
       (child.stderr as { unref?: () => void } | null)?.unref?.();
       disconnectDeadline = setTimeout(() => {
         disconnected = true;
@@ -211,20 +331,17 @@ export function spawnChildProcess(
   });
   const handle: ChildProcessHandle = {
     pid: child.pid,
-    send: (message) => {
-      child.send(message as Parameters<ChildProcess["send"]>[0]);
-    },
+    send: (message) => channel.send(message),
     stop: (signal) => {
       child.kill(signal);
     },
     setRef: (ref) => {
+      channel.setRef(ref);
       if (ref) {
         child.ref();
-        channel()?.ref?.();
         (child.stderr as { ref?: () => void } | null)?.ref?.();
       } else {
         child.unref();
-        channel()?.unref?.();
         (child.stderr as { unref?: () => void } | null)?.unref?.();
       }
     },

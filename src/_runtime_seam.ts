@@ -32,7 +32,11 @@ export interface ParentSeam {
   /** Whether worker threads take a heap limit. */
   readonly threadHeapLimits: boolean;
   /** The command line (and environment) of a child process, its grants resolved and checked. */
-  childProcessCommand(options?: ChildCommandOptions, what?: string): ChildCommand;
+  childProcessCommand(
+    options?: ChildCommandOptions,
+    what?: string,
+    channelPath?: string,
+  ): ChildCommand;
   /** Checks, when a Process or Pool is made, that its children can start as asked. */
   checkChildCommand(options: ChildCommandOptions, what: string): void;
   /** A thread's `permissions` as the runtime's workers take them; undefined for the parent's. */
@@ -54,6 +58,8 @@ export interface ParentSeam {
   onMainThread(): boolean;
   /** Whether this process may start the program at `path`, and it exists. */
   mayRunProgram(path: string): boolean;
+  /** Whether this process may make a folder in `folder` and a Unix socket at `path` in it. */
+  mayListenAt(path: string, folder: string): boolean;
   /** Runs `hook` once when the process exits. */
   onParentExit(hook: () => void): void;
   /** Lets a timer fire without keeping the process alive for it. */
