@@ -1,8 +1,8 @@
 /**
- * Least privilege around the channel and the command line. A child's control channel is a
- * socketpair that it inherits as a file descriptor: it has no path and no port, so there is nothing
- * that another process could connect to, and no secret to steal. Children start from an argument
- * array, never through a shell.
+ * Least privilege around the channel and the command line. A child's control channel is a Unix
+ * socket that the child opens itself (so close-on-exec: the programs it runs inherit nothing), in
+ * a private folder that goes as soon as the child has joined with its one-time token; the child's
+ * end has no name and no port. Children start from an argument array, never through a shell.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { spawnSync } from "node:child_process";
@@ -16,6 +16,8 @@ import { Pool, Process } from "../mod.ts";
 import { runFixture } from "./_helpers.ts";
 import { runtime } from "./_runtime.deno.ts";
 import { add, readLength, targetsUrl, workerPid } from "./fixtures/targets.ts";
+import { channelTargetsUrl, forgeFromGrandchild } from "./fixtures/channel_targets.ts";
+import { connect } from "node:net";
 
 // Forkserver spares outlive each test by design; they are stopped when the test run exits.
 const test = (name: string, fn: () => Promise<void>, options: { ignore?: boolean } = {}) =>
@@ -59,6 +61,49 @@ function netTable(name: string): string[][] {
   }
 }
 
+/**
+ * The sealed channel's socket path, from a child's command line (after the child-process flag and
+ * the parent's pid); undefined once the child has no such argument.
+ */
+async function channelPath(pid: number): Promise<string | undefined> {
+  // A child started through setpriv shows setpriv's command line until it has become the runtime.
+  for (let tries = 0; tries < 200; tries++) {
+    let words: string[];
+    try {
+      words = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      return undefined;
+    }
+    const at = words.indexOf("--multiproc-child-process");
+    if (at >= 0) return words[at + 2] || undefined;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return undefined;
+}
+
+/**
+ * Connects to `path` and sends a frame with a wrong token: `"closed"` when the listener closed the
+ * connection without a word, `"no socket"` when there was none to connect to (the child had joined),
+ * `"answered"` when anything came back.
+ */
+function intrude(path: string): Promise<"closed" | "no socket" | "answered"> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.on("error", () => resolve("no socket"));
+    socket.on("connect", () => {
+      const frame = new Uint8Array(36);
+      frame[3] = 32;
+      frame.fill(7, 4);
+      socket.write(frame);
+    });
+    socket.on("data", () => {
+      resolve("answered");
+      socket.destroy();
+    });
+    socket.on("close", () => resolve("closed"));
+  });
+}
+
 for (const method of ["spawn", "forkserver"] as const) {
   const suffix = method === "spawn" ? "" : " under forkserver";
 
@@ -93,6 +138,48 @@ for (const method of ["spawn", "forkserver"] as const) {
     }
     assertEquals(await pool.apply(add, [2, 3]), 5);
     assertEquals(await pool.apply(workerPid), pid, "the same worker still serves");
+  });
+
+  test(`A program run by a child holds no socket of its channel, and its forged outcome never arrives${suffix}`, async () => {
+    const expected = { outcome: "real", sockets: [] };
+    const child = new Process({
+      target: forgeFromGrandchild,
+      module: channelTargetsUrl,
+      startMethod: method,
+    });
+    child.start();
+    await child.join();
+    assertEquals(child.exitCode, 0, String(child.error));
+    assertEquals(child.result, expected);
+    await using pool = new Pool({ size: 1, startMethod: method, module: channelTargetsUrl });
+    assertEquals(await pool.apply(forgeFromGrandchild), expected);
+    assertEquals(await pool.apply(forgeFromGrandchild), expected, "the worker still serves");
+  });
+
+  test(`A connection with a wrong token is refused, the child still starts, and no file is left${suffix}`, async () => {
+    // The channel's path is on the child's command line, which any process of the user can read.
+    let refused = 0;
+    for (let attempt = 0; attempt < 5 && refused === 0; attempt++) {
+      const child = new Process({
+        target: add,
+        args: [2, 3],
+        module: targetsUrl,
+        startMethod: method,
+      });
+      child.start();
+      const path = await channelPath(child.pid!);
+      if (path !== undefined) {
+        const outcome = await intrude(path);
+        if (outcome === "closed") refused++;
+        else assertEquals(outcome, "no socket", "an intruder was answered");
+      }
+      await child.join();
+      assertEquals(child.exitCode, 0, String(child.error));
+      assertEquals(child.result, 5);
+      if (path !== undefined) assert(!existsSync(dirname(path)), `${dirname(path)} was left`);
+    }
+    // A forkserver spare joined its channel long before it was handed out: nothing to intrude on.
+    if (method === "spawn") assert(refused > 0, "no intruder reached a listening channel");
   });
 
   grantTest(

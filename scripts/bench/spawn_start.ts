@@ -3,9 +3,11 @@
  * the delay from the start of each to its target's first line, for
  * - a bare child that imports the target and runs it (the baseline);
  * - the same child loading Deno's Node compatibility layer (`node:process`);
- * - a child started through `node:child_process` with an IPC channel that reports over it, which is
- *   how multiproc's channel works (a socketpair that no other process can reach): its floor;
- * - a multiproc `Process` under spawn.
+ * - a child started through `node:child_process` with Node's IPC channel that reports over it,
+ *   which multiproc's children used before they opened their own channel;
+ * - a multiproc `Process` under spawn, whose channel the child opens itself (a Unix socket joined
+ *   with a one-time token);
+ * - a multiproc `Process` under forkserver, with a spare ready: the fast path.
  * Prints the medians and each one's ratio to the baseline.
  *
  *     deno run -A scripts/bench/spawn_start.ts [--rounds 15]
@@ -13,6 +15,7 @@
 import { spawn } from "node:child_process";
 import { parseArgs } from "@std/cli/parse-args";
 import { Process } from "../../mod.ts";
+import { spareCounts } from "../../src/_forkserver.ts";
 import { firstLine } from "./_start_target.ts";
 
 const target = new URL("./_start_target.ts", import.meta.url).href;
@@ -54,6 +57,18 @@ async function multiprocProcess(): Promise<number> {
   return (child.result as number) - t0;
 }
 
+async function forkserverProcess(): Promise<number> {
+  // Timed with a spare ready, as the forkserver keeps one between bursts (none before first use).
+  for (let i = 0; i < 400 && spareCounts().ready < 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const t0 = now();
+  const child = new Process({ target: firstLine, module: target, startMethod: "forkserver" });
+  child.start();
+  await child.join();
+  return (child.result as number) - t0;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -66,8 +81,9 @@ if (import.meta.main) {
   const cases: Array<[string, () => Promise<number>]> = [
     ["bare Deno.Command child", () => commandChild("./_bare_child.ts")],
     ["+ node:process", () => commandChild("./_node_process_child.ts")],
-    ["+ Node IPC channel (floor)", ipcChild],
+    ["+ Node IPC channel", ipcChild],
     ["multiproc Process (spawn)", multiprocProcess],
+    ["multiproc Process (forkserver)", forkserverProcess],
   ];
   const delays = cases.map(() => [] as number[]);
   // One warm-up, then rounds that take each case in turn, so that noise falls on all alike.
