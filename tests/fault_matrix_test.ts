@@ -172,6 +172,37 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
   });
 }
 
+test("Grandchildren spinning on the CPU end within 2 s of the SIGKILL of the program", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "multiproc-grandchildren-"));
+  try {
+    let pids: number[] = [];
+    let gone: Promise<boolean> | undefined;
+    const out = await runFixture("grandparent_spin", [folder], {
+      timeoutMs: 60_000,
+      // The usual grant, and writing, for the grandchildren's markers: children inherit only the
+      // permissions that their parent holds in full.
+      runtimeFlags: runtime === "deno"
+        ? ["--allow-read", "--allow-env", "--allow-run", "--allow-write"]
+        : undefined,
+      onStdout: (text) => {
+        if (gone) return;
+        const spinning = new Set([...text.matchAll(/SPINNING (\d+)/g)].map((match) => match[1]));
+        const parent = /PARENT (\d+)/.exec(text);
+        // Two children, each spinning once its own child (a grandchild here) spins.
+        if (!parent || spinning.size < 4) return;
+        pids = [...spinning].map(Number);
+        process.kill(Number(parent[1]), "SIGKILL");
+        gone = waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000);
+      },
+    });
+    assertEquals(out.signal, "SIGKILL", out.stderrText);
+    assert(gone, `the processes never all spun: ${out.stdoutText}`);
+    assert(await gone, `still alive: ${pids.filter(isPidAlive).join(", ")}`);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
 for (const method of ["spawn", "forkserver"] as const) {
   const suffix = method === "spawn" ? "" : " under forkserver";
   const ContextProcess = getContext(method).Process;
