@@ -252,6 +252,12 @@ async function run(settings: Settings, progress: Progress): Promise<BenchResult>
         ms: recoveryMs,
         ratio: recoveryMs / (LEASE_MS + CHECK_MS),
       },
+      {
+        what: `recovery from a killed node, longest of ${recoveries.length}`,
+        rate: null,
+        ms: recoveryMax,
+        ratio: recoveryMax / (LEASE_MS + CHECK_MS),
+      },
     ];
     return {
       tables: [{
@@ -293,11 +299,13 @@ async function run(settings: Settings, progress: Progress): Promise<BenchResult>
           met: roundTrip <= 2,
         },
         {
-          goal: "recovery from a killed node within lease + check interval",
-          measured: `median ${recoveryMs.toFixed(0)} ms of ${LEASE_MS + CHECK_MS} ms (${
+          goal: "recovery from a killed node within lease + check interval, median and longest",
+          measured: `median ${recoveryMs.toFixed(0)} ms (${
             (recoveryMs / (LEASE_MS + CHECK_MS)).toFixed(2)
-          }x), longest ${recoveryMax.toFixed(0)} ms`,
-          met: recoveryMs <= LEASE_MS + CHECK_MS,
+          }x), longest ${recoveryMax.toFixed(0)} ms (${
+            (recoveryMax / (LEASE_MS + CHECK_MS)).toFixed(2)
+          }x) of ${LEASE_MS + CHECK_MS} ms`,
+          met: recoveryMax <= LEASE_MS + CHECK_MS,
         },
       ],
       notes: [

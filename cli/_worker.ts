@@ -55,7 +55,8 @@ export const workerOptions: OptionSpec[] = [
   {
     name: "check-ms",
     placeholder: "MS",
-    description: "How often to look for jobs whose node was lost",
+    description:
+      "The longest that a lost node's jobs wait after its lease lapsed (checked twice per interval)",
     default: "30000",
     parse: integerOption("check-ms", { min: 1, max: 86_400_000 }),
   },
@@ -120,4 +121,7 @@ export async function runWorker(settings: Settings, cpus: number): Promise<void>
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   console.log("multiproc worker: drained");
+  // Drained: nothing of the node's is left to wait for. A connection that BullMQ still retries
+  // (Redis is gone) must not hold the command open.
+  process.exit(0);
 }

@@ -169,7 +169,10 @@ export abstract class BasePool {
     return this.#backend.name;
   }
 
-  /** The largest number of workers; 0 for a `DistributedPool`, whose nodes are not its own. */
+  /**
+   * The largest number of workers; for a `DistributedPool`, the sum of its queue's nodes' sizes as
+   * they last reported them (0 before its first task connects it).
+   */
   get size(): number {
     return this.#backend.size;
   }

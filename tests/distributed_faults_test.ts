@@ -247,3 +247,21 @@ test("DistributedPool: Redis that stops answering rejects pending futures in bou
     await pool.terminate();
   });
 });
+
+test("DistributedPool: a worker node whose Redis is gone still drains on SIGTERM and exits 0", async () => {
+  await withCluster(
+    { nodeArgs: ["--threads", "1", "--lease-ms", "1000"] },
+    async ({ redis, queue, nodes }) => {
+      await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
+      assertEquals(await pool.apply(add, [1, 2], { module }), 3);
+      await pool.terminate();
+      await redis.halt();
+      const node = nodes[0];
+      // stop() sends SIGTERM, then SIGKILL 5 s later: a node that hangs shows as the signal.
+      const exit = await node.stop();
+      assertEquals(exit, { code: 0, signal: null }, node.stdout + node.stderr);
+      assertStringIncludes(node.stdout, "drained");
+      assertStringIncludes(node.stderr, "within the lease");
+    },
+  );
+});

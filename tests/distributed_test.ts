@@ -12,10 +12,12 @@ import {
   assertThrows,
 } from "@std/assert";
 import { fileURLToPath } from "node:url";
-import { DistributedPool, WorkerLostError } from "../distributed.ts";
-import { asCompleted, Queue, TimeoutError, wait } from "../mod.ts";
+import { DistributedPool } from "../distributed.ts";
+import { Queue, TimeoutError } from "../mod.ts";
 import { add, delayed, echo, fail } from "./fixtures/distributed_targets.ts";
-import { fixturePath, runFixture } from "./_helpers.ts";
+import { targetsUrl } from "./fixtures/targets.ts";
+import { fixturePath, runFixture, waitUntil } from "./_helpers.ts";
+import { testPoolBehaviour } from "./_pool_behaviour.ts";
 import { repoRoot, withCluster } from "./_redis.ts";
 import { runtime } from "./_runtime.deno.ts";
 
@@ -23,16 +25,26 @@ const module = fixturePath("distributed_targets");
 const test = (name: string, fn: () => void | Promise<void>) =>
   Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
 
-test("DistributedPool.apply() runs an exported target on a node and keeps the result", async () => {
-  await withCluster({}, async ({ redis, queue }) => {
-    await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
-    assertEquals(await pool.apply(add, [2, 40], { module }), 42);
-    const future = pool.submit(delayed, [{ nested: [1, "two"] }, 20], { module });
-    assertEquals(await future, { nested: [1, "two"] });
-    assert(future.done());
-    assertEquals(pool.stats().tasksCompleted, 2);
-    assertEquals(pool.stats().queueLength, 0);
-  });
+// The local pools' behaviour, on a node of `size` threads per pool.
+testPoolBehaviour({
+  label: "DistributedPool",
+  suffix: "",
+  sanitize: false,
+  cancelsRunning: false,
+  withPool: (options, fn) =>
+    withCluster(
+      { nodeArgs: ["--threads", String(options.size), "--allow-source"] },
+      async ({ redis, queue }) => {
+        await using pool = new DistributedPool({
+          connection: redis.socket,
+          queue,
+          root: repoRoot,
+          module: targetsUrl,
+          maxQueue: options.maxQueue,
+        });
+        await fn(pool);
+      },
+    ),
 });
 
 /** A value with what structured clone keeps, and a check that it came back whole. */
@@ -94,55 +106,6 @@ test("DistributedPool keeps what structured clone keeps, across runtimes' encodi
   });
 });
 
-test("DistributedPool rejects with the task's error: class, message, fields and cause", async () => {
-  await withCluster({}, async ({ redis, queue }) => {
-    await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
-    const error = await assertRejects(() => pool.apply(fail, ["it broke"], { module }), RangeError);
-    assertEquals(error.message, "it broke");
-    assertEquals((error as RangeError & { code: string }).code, "E_FAIL");
-    assertEquals((error.cause as Error).message, "inner cause");
-    assertStringIncludes(error.stack ?? "", "distributed_targets");
-    assertEquals(pool.stats().tasksFailed, 1);
-  });
-});
-
-test("DistributedPool.map(), starmap(), imap() and imapUnordered() keep their orders", async () => {
-  await withCluster(
-    { nodeArgs: ["--processes", "2", "--allow-source"] },
-    async ({ redis, queue }) => {
-      await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
-      const items = Array.from({ length: 2000 }, (_, i) => i);
-      assertEquals(await pool.map((n: number) => n * 2, items), items.map((n) => n * 2));
-      assertEquals(
-        await pool.map((n: number) => n + 1, items, { chunksize: 7 }),
-        items.map((n) => n + 1),
-      );
-      assertEquals(await pool.starmap(add, [[1, 2], [3, 4]], { module }), [3, 7]);
-      assertEquals(await pool.map((n: number) => n, []), []);
-      async function* numbers() {
-        for (let i = 0; i < 50; i++) yield i;
-      }
-      const ordered: number[] = [];
-      for await (const n of pool.imap((n: number) => n * n, numbers())) ordered.push(n);
-      assertEquals(ordered, Array.from({ length: 50 }, (_, i) => i * i));
-      const unordered: number[] = [];
-      for await (const n of pool.imapUnordered((n: number) => n + 1, items.slice(0, 300))) {
-        unordered.push(n);
-      }
-      assertEquals(unordered.sort((a, b) => a - b), items.slice(0, 300).map((n) => n + 1));
-      function* naturals() {
-        for (let n = 1;; n++) yield n;
-      }
-      const firsts: number[] = [];
-      for await (const n of pool.imap((n: number) => n, naturals())) {
-        if (n > 5) break;
-        firsts.push(n);
-      }
-      assertEquals(firsts, [1, 2, 3, 4, 5]);
-    },
-  );
-});
-
 test("DistributedPool.map() rejects with the first error; bad items and options fail at once", async () => {
   await withCluster({ nodeArgs: ["--processes", "2", "--allow-source"] }, async (cluster) => {
     const { redis, queue } = cluster;
@@ -187,26 +150,11 @@ test("DistributedPool.map() rejects with the first error; bad items and options 
       await pool.submit(fail, ["x"], { module }).exception().then((e) => e instanceof RangeError),
       true,
     );
+    // The chunks that timed out while running finish on their node, as in the local pools.
+    assert(await waitUntil(() => pool.stats().queueLength === 0, 20_000), "a task never settled");
     const stats = pool.stats();
-    assertEquals(stats.queueLength, 0);
     assert(stats.tasksCompleted >= 2 && stats.tasksFailed >= 2, JSON.stringify(stats));
     assert(stats.waitTimeMs.p50 > 0);
-  });
-});
-
-test("asCompleted() and wait() take DistributedPool futures unchanged", async () => {
-  await withCluster({}, async ({ redis, queue }) => {
-    await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
-    const futures = [300, 10, 150].map((ms) => pool.submit(delayed, [ms, ms], { module }));
-    const seen = [];
-    for await (const future of asCompleted(futures)) seen.push(await future);
-    assertEquals(seen.sort((a, b) => a - b), [10, 150, 300]);
-    const { done, notDone } = await wait(
-      [pool.submit(delayed, [1, 5], { module }), pool.submit(fail, ["x"], { module })],
-      { returnWhen: "ALL_COMPLETED" },
-    );
-    assertEquals(done.size, 2);
-    assertEquals(notDone.size, 0);
   });
 });
 
@@ -272,30 +220,59 @@ test("DistributedPool checks its options at once", async () => {
   assertThrows(() => pool.submit(add, [1, 2], { module }), Error, "closed");
 });
 
-test("A forgotten DistributedPool does not keep the program alive", async () => {
-  await withCluster({}, async ({ redis, queue }) => {
-    const out = await runFixture(
-      "distributed_forgotten",
-      [redis.socket, queue, repoRoot],
-      { runtimeFlags: runtime === "deno" ? ["-A"] : [], timeoutMs: 30_000 },
-    );
-    assertEquals(out.code, 0, out.stderrText);
-    assertEquals(out.stdoutText.trim(), "3");
+for (const mode of ["forgotten", "using", "close", "redis-gone"]) {
+  const how = {
+    forgotten: "A forgotten DistributedPool does not keep the program alive",
+    using: "An idle program ends after `await using` a DistributedPool",
+    close: "An idle program ends after a DistributedPool's close() and join()",
+    "redis-gone":
+      "An idle program ends after close() and join() of a DistributedPool whose Redis went away: no reconnection timer is left",
+  }[mode]!;
+  test(how, async () => {
+    await withCluster({}, async ({ redis, queue }) => {
+      let halting: Promise<void> | undefined;
+      const out = await runFixture("distributed_forgotten", [mode, redis.socket, queue, repoRoot], {
+        runtimeFlags: runtime === "deno" ? ["-A"] : [],
+        // The deadline: a program that does not end by itself is killed, and the test fails.
+        timeoutMs: 30_000,
+        onStdout: (text) => {
+          if (text.includes("ran") && halting === undefined) halting = redis.halt();
+        },
+      });
+      await halting;
+      assertEquals(out.signal, null, `the program was still running at its deadline: ${mode}`);
+      assertEquals(out.code, 0, out.stderrText);
+      assertEquals(out.stdoutText.split("\n")[0], "3");
+      if (mode === "redis-gone") assertStringIncludes(out.stdoutText, "closed");
+    });
   });
-});
+}
 
-test("DistributedPool.terminate() rejects pending tasks; close() + join() waits for them", async () => {
-  await withCluster({}, async ({ redis, queue }) => {
-    const pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
-    const slow = pool.submit(delayed, ["late", 200], { module });
-    pool.close();
-    await pool.join();
-    assertEquals(await slow, "late");
-    const other = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
-    const stuck = other.submit(delayed, ["never", 5000], { module });
-    await other.terminate();
-    const error = await assertRejects(() => Promise.resolve(stuck));
-    assertEquals((error as Error).name, "BrokenPoolError");
-    assert(!(error instanceof WorkerLostError));
+test("DistributedPool.stats() reports the nodes' sizes and busy workers from their heartbeats", async () => {
+  await withCluster({ nodes: 2, nodeArgs: ["--threads", "2"] }, async (cluster) => {
+    const { redis, queue } = cluster;
+    await using pool = new DistributedPool({ connection: redis.socket, queue, root: repoRoot });
+    assertEquals(pool.stats().size, 0, "nothing is known before the first task connects");
+    assertEquals(await pool.apply(add, [1, 2], { module }), 3);
+    assert(
+      await waitUntil(() => pool.stats().size === 4 && pool.stats().workers === 4, 15_000),
+      `stats: ${JSON.stringify(pool.stats())}`,
+    );
+    assertEquals(pool.size, 4);
+    // Two tasks run at once, on one node or on both: a node takes several jobs at a time.
+    const slow = [1, 2].map((n) => pool.submit(delayed, [n, 4000], { module }));
+    assert(await waitUntil(() => slow.every((future) => future.running()), 15_000));
+    assert(
+      await waitUntil(() => pool.stats().busyWorkers === 2, 15_000),
+      `busy: ${JSON.stringify(pool.stats())}`,
+    );
+    assertEquals(pool.stats().utilization, 0.5);
+    assertEquals(await Promise.all(slow), [1, 2]);
+    // A node that drains takes its report away.
+    await cluster.nodes[0].stop();
+    assert(
+      await waitUntil(() => pool.stats().size === 2 && pool.stats().busyWorkers === 0, 15_000),
+      `after a node left: ${JSON.stringify(pool.stats())}`,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { CancelledError, Pool, ThreadPool, TimeoutError } from "../mod.ts";
+import { Pool, ThreadPool, TimeoutError } from "../mod.ts";
 import { poolPythonUrl, sleepFor, square } from "./fixtures/pool_python_targets.ts";
 import { waitUntil } from "./_helpers.ts";
 
@@ -92,20 +92,6 @@ for (const [kind, makePool] of pools) {
       assertEquals(unordered.sort((a, b) => a - b), [16, 25]);
     }
     await assertRejects(() => pool.map(square, failingAsyncInput([1])), Error, "async input broke");
-  });
-
-  Deno.test(`${kind}.close({ cancelFutures: true }) cancels queued futures and lets running ones finish`, async () => {
-    const pool = makePool(1);
-    const running = pool.submit(sleepFor, [300]);
-    const queued = [1, 2, 3].map(() => pool.submit(sleepFor, [300]));
-    assert(await waitUntil(() => running.running(), 10_000), "the first task never ran");
-    pool.close({ cancelFutures: true });
-    await pool.join();
-    assertEquals(await running, 300);
-    for (const future of queued) {
-      assert(future.cancelled());
-      await assertRejects(() => future.result(), CancelledError);
-    }
   });
 
   Deno.test(`${kind}.shutdown({ wait, cancelFutures }) is Python's Executor.shutdown()`, async () => {

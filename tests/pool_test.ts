@@ -1,6 +1,7 @@
 /**
- * ThreadPool and Pool on real workers and processes: the same semantics, registered once for each
- * kind (and a few again under forkserver).
+ * ThreadPool and Pool on real workers and processes: the pool API's shared semantics
+ * (`_pool_behaviour.ts`, which DistributedPool runs too) and what local workers add, registered once
+ * for each kind (and a few again under forkserver).
  */
 import {
   assert,
@@ -17,19 +18,17 @@ import {
   getContext,
   Pool,
   Process,
-  QueueFullError,
   registerErrorClass,
   ThreadPool,
-  TimeoutError,
   transfer,
   WorkerCrashedError,
 } from "../mod.ts";
 import { captureStderr, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
+import { testPoolBehaviour } from "./_pool_behaviour.ts";
 import {
   add,
   delayed,
   exitWith,
-  fail,
   failInit,
   forever,
   getToken,
@@ -90,118 +89,16 @@ function register(kind: Kind, name: string, fn: () => Promise<void>): void {
 for (const kind of kinds) {
   const { make } = kind;
 
-  register(kind, ".apply() runs an exported function and a self-contained one", async () => {
-    await using pool = make({ size: 2 });
-    assertEquals(await pool.apply(add, [2, 40]), 42);
-    assertEquals(await pool.apply((s: string) => s.toUpperCase(), ["abc"]), "ABC");
-    assertEquals(await pool.apply(delayed, [{ nested: [1, "two"] }, 20]), { nested: [1, "two"] });
-  });
-
-  register(kind, ".map() keeps input order, with automatic and given chunk sizes", async () => {
-    await using pool = make({ size: 2 });
-    const items = Array.from({ length: 1000 }, (_, i) => i);
-    const doubled = items.map((x) => x * 2);
-    assertEquals(await pool.map((x: number) => x * 2, items), doubled);
-    assertEquals(await pool.map((x: number) => x * 2, items, { chunksize: 7 }), doubled);
-    assertEquals(await pool.map((x: number) => x * 2, new Set([3, 1, 2])), [6, 2, 4]);
-    assertEquals(await pool.map((x: number) => x, []), []);
-    assertEquals(await pool.starmap(add, [[1, 2], [3, 4], [5, 6]]), [3, 7, 11]);
-  });
-
-  register(kind, ".imap() yields in order and pulls an infinite input lazily", async () => {
-    await using pool = make({ size: 2 });
-    let pulled = 0;
-    function* naturals() {
-      for (let n = 0;; n++) {
-        pulled++;
-        yield n;
-      }
-    }
-    const seen: number[] = [];
-    for await (
-      const value of pool.imap((n: number) => n * n, naturals(), { chunksize: 1, buffersize: 3 })
-    ) {
-      seen.push(value);
-      if (seen.length === 20) break;
-    }
-    assertEquals(seen, Array.from({ length: 20 }, (_, n) => n * n));
-    // Never more than the buffer ahead of the consumer.
-    assert(pulled <= 20 + 3 + 1, `pulled ${pulled} items for 20 results`);
-  });
-
-  register(kind, ".imapUnordered() yields every result of an async input", async () => {
-    await using pool = make({ size: 2 });
-    async function* input() {
-      for (let i = 0; i < 50; i++) {
-        if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
-        yield i;
-      }
-    }
-    const results: number[] = [];
-    for await (const value of pool.imapUnordered((x: number) => x + 1, input())) {
-      results.push(value);
-    }
-    assertEquals(results.sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
-    assertEquals(
-      await pool.map((x: number) => x * 3, input()),
-      Array.from({ length: 50 }, (_, i) => i * 3),
-    );
-  });
-
-  register(kind, " rebuilds task errors with their class, stack and cause", async () => {
-    await using pool = make({ size: 1 });
-    const error = await assertRejects(() => pool.apply(fail, ["it broke"]), TaskFailedError);
-    assertEquals(error.message, "it broke");
-    assertEquals((error as TaskFailedError).code, "E_TASK");
-    assertStringIncludes(error.stack!, "targets");
-    assertInstanceOf(error.cause, RangeError);
-    assertEquals((error.cause as Error).message, "the inner cause");
-    await assertRejects(() => pool.map(fail, ["a", "b"]), TaskFailedError, "a");
-    // The pool goes on after task errors.
-    assertEquals(await pool.apply(add, [1, 1]), 2);
-  });
-
-  register(kind, ".submit() returns a Future that cancels queued and running tasks", async () => {
-    await using pool = make({ size: 1 });
-    const running = pool.submit(forever);
-    const queued = pool.submit(add, [1, 2]);
-    assert(await waitUntil(() => running.running(), 10_000), "the first task never ran");
-    assert(!queued.running() && !queued.done());
-    assert(queued.cancel());
-    await assertRejects(() => queued, CancelledError);
-    assert(queued.cancelled() && queued.done());
-    assert(running.cancel(new Error("stop it")));
-    await assertRejects(() => running, Error, "stop it");
-    assert(running.cancelled());
-    assert(!running.cancel(), "a settled future cannot be cancelled again");
-    // The worker was replaced.
-    const next = pool.submit(add, [2, 2]);
-    assertEquals(await next, 4);
-    assert(next.done() && !next.cancelled() && !next.running());
-    const stats = pool.stats();
-    assertEquals(stats.tasksCancelled, 2);
-    assertEquals(stats.tasksCompleted, 1);
-  });
-
-  register(
-    kind,
-    " rejects with signal.reason and with a TimeoutError after timeoutMs",
-    async () => {
-      await using pool = make({ size: 1 });
-      const controller = new AbortController();
-      const aborted = pool.apply(forever, [], { signal: controller.signal });
-      setTimeout(() => controller.abort(new RangeError("aborted by the caller")), 50);
-      await assertRejects(() => aborted, RangeError, "aborted by the caller");
-      await assertRejects(
-        () => pool.apply(forever, [], { timeoutMs: 100 }),
-        TimeoutError,
-        "100 ms",
-      );
-      const already = AbortSignal.abort(new Error("was aborted"));
-      await assertRejects(() => pool.apply(add, [1, 2], { signal: already }), Error, "was aborted");
-      assertEquals(await pool.apply(add, [1, 2], { timeoutMs: 10_000 }), 3);
+  testPoolBehaviour({
+    label: kind.label,
+    suffix: kind.suffix,
+    sanitize: !kind.processes,
+    cancelsRunning: true,
+    withPool: async (options, fn) => {
+      await using pool = make(options);
+      await fn(pool);
     },
-  );
+  });
 
   register(kind, " rejects only the task whose worker exits, and replaces the worker", async () => {
     await using pool = make({ size: 1 });
@@ -382,58 +279,6 @@ for (const kind of kinds) {
       assert(pid !== process.pid);
       assert(await waitUntil(() => !isPidAlive(pid), 2000), `pid ${pid} is still alive`);
     }
-  });
-
-  register(kind, ".waitForRoom() holds a submit loop within maxQueue", async () => {
-    await using pool = make({ size: 1, maxQueue: 3 });
-    const futures = [];
-    let peak = 0;
-    for (let i = 0; i < 30; i++) {
-      await pool.waitForRoom();
-      futures.push(pool.submit(delayed, [i, 1]));
-      peak = Math.max(peak, pool.stats().queueLength);
-    }
-    assert(peak <= 3, `the queue held ${peak} tasks`);
-    assertEquals(await Promise.all(futures), Array.from({ length: 30 }, (_, i) => i));
-    // A closed pool takes no tasks: waiting for room ends at once, and submit() says why.
-    pool.close();
-    await pool.waitForRoom();
-    assertThrows(() => pool.submit(add, [1, 2]));
-  });
-
-  register(kind, " with maxQueue keeps the queue bounded and runs every task", async () => {
-    await using pool = make({ size: 1, maxQueue: 4 });
-    // Past maxQueue, submit() and apply() refuse at once; the tasks taken all run.
-    const futures = [];
-    const taken: number[] = [];
-    let refused = 0;
-    for (let i = 0; i < 40; i++) {
-      try {
-        futures.push(pool.submit(delayed, [i, 1]));
-        taken.push(i);
-      } catch (error) {
-        assertInstanceOf(error, QueueFullError);
-        assertStringIncludes(error.message, "maxQueue");
-        refused++;
-      }
-      assert(pool.stats().queueLength <= 4, `${pool.stats().queueLength} tasks wait`);
-    }
-    assert(refused >= 40 - 4 - 2, `only ${refused} of 40 submits were refused`);
-    await assertRejects(() => pool.apply(delayed, [0, 1]), QueueFullError);
-    assertEquals(await Promise.all(futures), taken);
-    let pulled = 0;
-    const input = (function* () {
-      for (let i = 0; i < 200; i++) {
-        pulled++;
-        yield i;
-      }
-    })();
-    let consumed = 0;
-    for await (const _ of pool.imap((x: number) => x, input, { chunksize: 2, buffersize: 2 })) {
-      consumed++;
-      assert(pulled - consumed <= 2 * 3 + 1, `ran ${pulled - consumed} items ahead`);
-    }
-    assertEquals(consumed, 200);
   });
 }
 

@@ -11,6 +11,10 @@
  *   running again.
  * - A module runs only when its content hash matches the client's; source text runs only with
  *   `allowSource`.
+ * - A group's start is on its client's stream before its outcomes (one connection keeps the
+ *   order): the client counts its tasks as running from then on.
+ * - A lost node's jobs are taken up within `checkMs` of its lease lapsing: the stalled-job check
+ *   runs twice per `checkMs`, so that the check, the move and the pickup together fit in it.
  *
  * @module
  */
@@ -27,11 +31,17 @@ import type { NodeTarget } from "./_node_task.ts";
 import { runNodeTasks, warmUp } from "./_node_task.ts";
 import {
   doneKey,
+  HEARTBEAT_MS,
+  HEARTBEAT_TTL_MS,
   type JobData,
   KEY_TTL_S,
+  nodeKey,
+  type NodeReport,
+  nodesKey,
   Outcome,
   OUTCOMES_FIELD,
   parseConnection,
+  STARTED_FIELD,
   type WireOutcome,
   type WireTarget,
   type WireTask,
@@ -51,6 +61,8 @@ export async function startWorkerNode(options: WorkerNodeOptions): Promise<Worke
   const root = resolve(options.root);
   const log = options.log ?? (() => {});
   const size = options.threads ?? options.processes ?? 2;
+  const leaseMs = options.leaseMs ?? 30_000;
+  const checkMs = options.checkMs ?? 30_000;
   const pool = options.threads !== undefined
     ? new ThreadPool({ size, name: "node-threads" })
     : new Pool({ size, name: "node-processes" });
@@ -112,6 +124,12 @@ export async function startWorkerNode(options: WorkerNodeOptions): Promise<Worke
       const live = group.filter((_, i) => !flags[i]);
       if (live.length === 0) return;
       const ids = live.map((task) => task[0]);
+      // Not awaited: the outcome's write on the same connection follows it.
+      redis.multi()
+        .xadd(data.stream, "*", STARTED_FIELD, JSON.stringify(ids))
+        .expire(data.stream, KEY_TTL_S)
+        .exec()
+        .catch(() => {});
       let text: string;
       try {
         text = await pool.apply(runNodeTasks, [targets, live], { module: nodeTaskModule });
@@ -179,8 +197,10 @@ export async function startWorkerNode(options: WorkerNodeOptions): Promise<Worke
   const worker = new Worker<JobData>(options.queue, processJob, {
     connection: workerConnection,
     concurrency: Math.max(2, size * 2),
-    lockDuration: options.leaseMs ?? 30_000,
-    stalledInterval: options.checkMs ?? 30_000,
+    lockDuration: leaseMs,
+    // A lock that lapses just after a check waits for the next one; with two checks per checkMs,
+    // the wait, the move back to the queue and another node's pickup fit in checkMs.
+    stalledInterval: Math.max(1, Math.floor(checkMs / 2)),
     // The client's `retries` decides, per job (see processJob); BullMQ must never fail a job for
     // stalling, or its tasks would get no outcome at all.
     maxStalledCount: Number.MAX_SAFE_INTEGER,
@@ -191,16 +211,57 @@ export async function startWorkerNode(options: WorkerNodeOptions): Promise<Worke
   void worker.run().catch((error) => log(`error: ${error.message}`));
   await worker.waitUntilReady();
 
+  // The heartbeat: clients read the queue's nodes, their sizes and busy workers, for stats().
+  const nodeId = crypto.randomUUID();
+  const heartbeat = () => {
+    const local = pool.stats();
+    const report: NodeReport = { size, workers: local.workers, busy: local.busyWorkers };
+    return redis.multi()
+      .set(nodeKey(options.queue, nodeId), JSON.stringify(report), "PX", HEARTBEAT_TTL_MS)
+      .sadd(nodesKey(options.queue), nodeId)
+      .expire(nodesKey(options.queue), KEY_TTL_S)
+      .exec()
+      .catch(() => {});
+  };
+  await heartbeat();
+  const beating = setInterval(heartbeat, HEARTBEAT_MS);
+
   let drained: Promise<void> | undefined;
   return {
     size,
     drain: () =>
       drained ??= (async () => {
-        await worker.close();
+        clearInterval(beating);
+        const closed = worker.close().then(() => true, () => true);
+        // The groups held finish on the local pool; their outcomes then wait for Redis for one
+        // lease at most: past it, other nodes take the jobs for lost and run them again.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const gaveUp = (async () => {
+          while (free < size || slotWaiters.length > 0) {
+            await new Promise((resolve) => timer = setTimeout(resolve, 20));
+          }
+          await new Promise((resolve) => timer = setTimeout(resolve, leaseMs));
+          return false;
+        })();
+        const reached = await Promise.race([closed, gaveUp]);
+        clearTimeout(timer);
+        if (reached) {
+          await redis.multi()
+            .del(nodeKey(options.queue, nodeId))
+            .srem(nodesKey(options.queue), nodeId)
+            .exec()
+            .catch(() => {});
+          await redis.quit().catch(() => redis.disconnect());
+        } else {
+          log(
+            `Redis did not take the last outcomes within the lease (${leaseMs} ms): leaving without them`,
+          );
+          worker.close(true).catch(() => {});
+          redis.disconnect();
+        }
+        workerConnection.disconnect();
         pool.close();
         await pool.join();
-        await redis.quit().catch(() => redis.disconnect());
-        workerConnection.disconnect();
       })(),
   };
 }

@@ -24,7 +24,10 @@ export interface WorkerNodeOptions {
   allowSource?: boolean;
   /** How long a job's lock lasts without renewal: a node silent for longer is taken for lost. */
   leaseMs?: number;
-  /** How often the node looks for jobs whose lock lapsed. */
+  /**
+   * The longest that a lost node's jobs wait after their lock lapsed: the node looks for them twice
+   * per interval.
+   */
   checkMs?: number;
   /** Where the node reports what it does. */
   log?: (line: string) => void;

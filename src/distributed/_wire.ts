@@ -56,6 +56,29 @@ export type WireOutcome = [id: number, kind: Outcome, payload: string, runMs: nu
 /** The field of a stream entry that holds a JSON array of {@linkcode WireOutcome}s. */
 export const OUTCOMES_FIELD = "o";
 
+/**
+ * The field of a stream entry that holds a JSON array of the ids of tasks that a node has handed to
+ * one of its local workers: from then on they run (one after another within their group), and a
+ * cancellation no longer stops them. It always precedes their outcomes on the stream.
+ */
+export const STARTED_FIELD = "s";
+
+/** How often a node reports its size and busy workers, in milliseconds. */
+export const HEARTBEAT_MS = 1000;
+
+/** A node's report is dropped by Redis this long after it was written: the node is gone. */
+export const HEARTBEAT_TTL_MS = 3 * HEARTBEAT_MS;
+
+/** What a node reports about itself in its heartbeat key: its local pool's figures. */
+export interface NodeReport {
+  /** How many processes or threads may run its tasks. */
+  size: number;
+  /** How many of them are started. */
+  workers: number;
+  /** How many of them run a task now. */
+  busy: number;
+}
+
 /** How long a client's keys live after their last write, in seconds: a dead client's are swept. */
 export const KEY_TTL_S = 24 * 3600;
 
@@ -65,6 +88,16 @@ export function clientKeys(queue: string, clientId: string): { stream: string; c
     stream: `multiproc:${queue}:results:${clientId}`,
     cancelled: `multiproc:${queue}:cancelled:${clientId}`,
   };
+}
+
+/** The set of the ids of a queue's nodes; each has a key of its own while it lives. */
+export function nodesKey(queue: string): string {
+  return `multiproc:${queue}:nodes`;
+}
+
+/** The key of one node's {@linkcode NodeReport}, which expires unless the node renews it. */
+export function nodeKey(queue: string, nodeId: string): string {
+  return `multiproc:${queue}:node:${nodeId}`;
 }
 
 /** The key of the set of task ids of a job whose outcome is on its stream. */

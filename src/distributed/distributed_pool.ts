@@ -6,6 +6,8 @@
  * Rules this file keeps:
  * - Every future settles exactly once: a result that arrives twice (a task run again after its node
  *   stalled) is dropped, and a future that settled by cancellation ignores its late result.
+ * - A task runs from when its node marks its start on the stream until its outcome: `running()` is
+ *   true then, and `cancel()` is false as Python's (`timeoutMs` and `signal` still reject it).
  * - Results come on a stream of this client's own, read from its start; BullMQ's events are not
  *   used for them, since a listener misses what came before it and the events stream is trimmed.
  * - Many tasks travel in one job: the tasks submitted in one turn of the event loop are packed into
@@ -37,6 +39,7 @@ import {
 import { chunkForSpeed, type ChunkHooks, MAX_AUTO_CHUNK } from "../_chunked_map.ts";
 import {
   checkInteger,
+  checkModule,
   checkOptions,
   checkPositiveInteger,
   checkString,
@@ -61,12 +64,17 @@ import {
   checkQueueName,
   clientKeys,
   describeConnection,
+  HEARTBEAT_MS,
   type JobData,
   KEY_TTL_S,
+  nodeKey,
+  type NodeReport,
+  nodesKey,
   Outcome,
   OUTCOMES_FIELD,
   parseConnection,
   type RedisTarget,
+  STARTED_FIELD,
   type WireOutcome,
   type WireTarget,
   type WireTask,
@@ -112,6 +120,11 @@ export interface DistributedPoolOptions {
    * to the working directory.
    */
   root?: string;
+  /**
+   * A module URL or path, under `root`, that exports the tasks' functions where a call does not
+   * say (a call's own `module` option takes precedence), as the local pools' `module`.
+   */
+  module?: string | URL;
 }
 
 const POOL_OPTION_NAMES = [
@@ -121,6 +134,7 @@ const POOL_OPTION_NAMES = [
   "maxQueue",
   "retries",
   "root",
+  "module",
 ] as const satisfies readonly (keyof DistributedPoolOptions)[];
 
 /** The longest that pending futures wait on a Redis that does not answer. */
@@ -152,6 +166,8 @@ class RemoteTask<T = unknown> implements FutureTask<T> {
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   submittedAt: number = performance.now();
+  /** Its node has handed it to a local worker: it runs (while `SENT`). */
+  started = false;
 
   constructor(
     readonly settle: (task: RemoteTask, ok: boolean, value: unknown, cancelled: boolean) => boolean,
@@ -172,11 +188,28 @@ class RemoteTask<T = unknown> implements FutureTask<T> {
       ? "cancelled"
       : this.status === SETTLED
       ? "finished"
+      : this.status === SENT && this.started
+      ? "running"
       : "pending";
   }
 
+  /** On the queue: sent, and not settled. */
+  sent(): boolean {
+    return this.status === SENT;
+  }
+
+  /** As Python's `Future.cancel()`: false once the task runs on its node, or has settled. */
   cancel(reason?: unknown): boolean {
-    return this.settle(this, false, reason ?? new CancelledError("The task was cancelled"), true);
+    if (this.started) return false;
+    return this.abandon(reason ?? new CancelledError("The task was cancelled"));
+  }
+
+  /**
+   * Rejects the future with `reason` even when the task runs (its timeout, its signal): a task that
+   * runs goes on, and its outcome is dropped.
+   */
+  abandon(reason: unknown): boolean {
+    return this.settle(this, false, reason, true);
   }
 }
 
@@ -190,8 +223,7 @@ function holdProgram(redis: Redis, holding: boolean): void {
 /** The remote backend of a {@linkcode DistributedPool}: BullMQ jobs on Redis, and a result stream. */
 class RemoteBackend implements PoolBackend<RemoteTask> {
   readonly kind = "DistributedPool";
-  readonly size = 0;
-  readonly module = undefined;
+  readonly module: string | URL | undefined;
   readonly imapBuffer = DEFAULT_BUFFER;
   readonly asyncMapBuffer = DEFAULT_BUFFER;
   readonly #name: string;
@@ -230,6 +262,10 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
   #cancelled = 0;
   #runTimes = new Samples();
   #roundTrips = new Samples();
+  /** The sums of the nodes' last reports. */
+  #nodes = { size: 0, workers: 0, busy: 0 };
+  #nodesReadAt = -Infinity;
+  #readingNodes = false;
   #settleBound = (task: RemoteTask, ok: boolean, value: unknown, cancelled: boolean): boolean =>
     this.#settle(task, ok, value, cancelled);
 
@@ -248,11 +284,58 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
     this.#retries = checkInteger(o.retries, "retries", { min: 0, what }) ?? 1;
     this.#name = checkString(o.name, "name", what) ?? `DistributedPool-${++poolCount}`;
     this.#root = checkString(o.root, "root", what) ?? process.cwd();
+    this.module = checkModule(o.module, what);
     this.#keys = clientKeys(this.#queueName, this.#clientId);
   }
 
   get name(): string {
     return this.#name;
+  }
+
+  /** The workers of the queue's nodes, as they last reported them. */
+  get size(): number {
+    this.#readNodes();
+    return this.#nodes.size;
+  }
+
+  /**
+   * Reads the nodes' reports in the background, at most once per {@linkcode HEARTBEAT_MS}, while
+   * connected; reports of nodes gone (their key expired) are dropped from the set.
+   */
+  #readNodes(): void {
+    const commands = this.#commands;
+    if (
+      commands === undefined || this.#readingNodes ||
+      performance.now() - this.#nodesReadAt < HEARTBEAT_MS
+    ) return;
+    this.#readingNodes = true;
+    const set = nodesKey(this.#queueName);
+    (async () => {
+      const ids = await commands.smembers(set);
+      const texts = ids.length === 0
+        ? []
+        : await commands.mget(...ids.map((id) => nodeKey(this.#queueName, id)));
+      const sum = { size: 0, workers: 0, busy: 0 };
+      const gone: string[] = [];
+      texts.forEach((text, i) => {
+        if (text === null) gone.push(ids[i]);
+        else {
+          try {
+            const report: NodeReport = JSON.parse(text);
+            sum.size += report.size;
+            sum.workers += report.workers;
+            sum.busy += report.busy;
+          } catch {
+            // Not a report of this version: not counted.
+          }
+        }
+      });
+      if (gone.length > 0) commands.srem(set, ...gone).catch(noop);
+      this.#nodes = sum;
+    })().catch(noop).finally(() => {
+      this.#readingNodes = false;
+      this.#nodesReadAt = performance.now();
+    });
   }
 
   get queue(): string {
@@ -321,7 +404,7 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
   /** Rejects every task on the queue with a `WorkerLostError`: Redis is gone, and so are they. */
   #loseAll(cause: unknown): void {
     for (const task of [...this.#pending.values()]) {
-      if (task.status !== SENT) continue;
+      if (!task.sent()) continue;
       this.#settle(
         task,
         false,
@@ -536,17 +619,33 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
         this.#loseAll(error);
         continue;
       }
+      this.#readNodes();
       if (reply === null) continue;
       for (const [, entries] of reply) {
         for (const [id, fields] of entries) {
           this.#lastId = id;
           for (let i = 0; i + 1 < fields.length; i += 2) {
             if (fields[i] === OUTCOMES_FIELD) this.#receive(fields[i + 1]);
+            else if (fields[i] === STARTED_FIELD) this.#started(fields[i + 1]);
           }
         }
       }
       // What was read is not needed again: the stream keeps only the last entry.
       commands.xtrim(this.#keys.stream, "MINID", this.#lastId).catch(noop);
+    }
+  }
+
+  /** Marks the tasks that a node has handed to a local worker as running. */
+  #started(text: string): void {
+    let ids: number[];
+    try {
+      ids = JSON.parse(text);
+    } catch {
+      return;
+    }
+    for (const id of ids) {
+      const task = this.#pending.get(id);
+      if (task?.status === SENT) task.started = true;
     }
   }
 
@@ -559,7 +658,7 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
     }
     for (const [id, kind, payload, runMs] of outcomes) {
       const task = this.#pending.get(id);
-      if (task === undefined || task.status !== SENT) continue;
+      if (task === undefined || !task.sent()) continue;
       this.#runTimes.add(runMs);
       if (task.items > 0 && task.mode !== TaskMode.Apply) {
         const perItem = runMs / task.items;
@@ -588,7 +687,7 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
   /** Settles `task` once; false when it had settled already. */
   #settle(task: RemoteTask, ok: boolean, value: unknown, cancelled: boolean): boolean {
     if (task.status === SETTLED || task.status === CANCELLED) return false;
-    const wasSent = task.status === SENT;
+    const wasSent = task.sent();
     task.status = cancelled ? CANCELLED : SETTLED;
     this.#pending.delete(task.id);
     if (task.timer) task.timer.clear();
@@ -677,13 +776,13 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
       if (signal.aborted) task.cancel(signal.reason);
       else {
         task.signal = signal;
-        task.onAbort = () => task.cancel(signal.reason);
+        task.onAbort = () => task.abandon(signal.reason);
         signal.addEventListener("abort", task.onAbort, { once: true });
       }
     }
     if (timeoutMs !== undefined && timeoutMs !== Infinity && task.status !== CANCELLED) {
       task.timer = setLongTimeout(
-        () => task.cancel(new TimeoutError(`The task did not finish within ${timeoutMs} ms`)),
+        () => task.abandon(new TimeoutError(`The task did not finish within ${timeoutMs} ms`)),
         timeoutMs,
       );
     }
@@ -767,15 +866,17 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
   }
 
   stats(): PoolStats {
+    this.#readNodes();
+    const { size, workers, busy } = this.#nodes;
     return {
-      size: 0,
-      workers: 0,
-      busyWorkers: 0,
+      size,
+      workers,
+      busyWorkers: busy,
       queueLength: this.#pending.size,
       tasksCompleted: this.#completed,
       tasksFailed: this.#failed,
       tasksCancelled: this.#cancelled,
-      utilization: 0,
+      utilization: size === 0 ? 0 : busy / size,
       runTimeMs: this.#runTimes.percentiles(),
       waitTimeMs: this.#roundTrips.percentiles(),
     };
@@ -799,17 +900,26 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
  * reject with a `WorkerLostError` within {@linkcode REDIS_SILENCE_MS}.
  *
  * Where it differs from the local pools:
- * - Cancelling a task that a node has not started keeps it from running; one that has started runs
- *   on, and its result is dropped. `close({ cancelFutures: true })` cancels every task whose future
- *   is pending, as the future's `cancel()` would.
+ * - A task is running (`future.running()`) from when its node hands it to a local worker, with
+ *   the tasks of its group, which run there one after another, until its outcome arrives. As in
+ *   Python, `cancel()` of a running task returns false and changes nothing; a task that has not
+ *   started is cancelled and its node skips it. `timeoutMs` and `signal` reject the future even
+ *   while the task runs: the task runs on, on its node, and its outcome is dropped.
+ *   `close({ cancelFutures: true })` cancels every task that no node has started, as the future's
+ *   `cancel()` would. (A node may start a task just as
+ *   it is cancelled, before the client hears of the start: that task runs, and its outcome is
+ *   dropped.)
  * - `map()` cuts its input into at least 64 chunks by default; `imap()`'s chunks grow until one
  *   takes about 5 ms on a node, and `buffersize` is 64 chunks by default.
  * - `terminate()` rejects the pending tasks and closes the connections to Redis; the nodes go on,
  *   since they serve the queue, not the pool. `join()` ends the connections once every task has
  *   settled.
- * - `size` is 0, and so are `stats()`'s `size`, `workers` and `busyWorkers`: the nodes are not the
- *   pool's own. `runTimeMs` is a task's time on its node; `waitTimeMs` the round trip of a task
- *   from `submit()` to its result.
+ * - `size`, and `stats()`'s `size`, `workers`, `busyWorkers` and `utilization`, sum what the
+ *   queue's nodes report in their heartbeats (every second, dropped by Redis 3 s after a node's
+ *   last one): they count the nodes of the queue, which other clients may share, and are read in
+ *   the background while the pool is connected, so they lag by a second or two, and are 0 before
+ *   the first task connects the pool. `runTimeMs` is a task's time on its node; `waitTimeMs` the
+ *   round trip of a task from `submit()` to its result.
  *
  * Nothing connects before the first task; `close()` + `join()` (or `await using`) ends the
  * connections.
@@ -836,7 +946,8 @@ export class DistributedPool extends BasePool {
   /**
    * Checks the options; nothing connects before the first task.
    *
-   * @param options `connection` (required), `queue`, `name`, `maxQueue`, `retries`, `root`.
+   * @param options `connection` (required), `queue`, `name`, `maxQueue`, `retries`, `root`,
+   * `module`.
    * @throws {TypeError} When an option has the wrong type or is unknown, or `connection` is neither
    * a Redis URL nor a socket path.
    * @throws {RangeError} When `maxQueue` is not a positive integer or `retries` is negative.
