@@ -13,7 +13,14 @@ import { join } from "node:path";
 import process from "node:process";
 import { Event, getContext, Queue, Thread, transfer } from "../mod.ts";
 import { childPidsOf, isPidAlive, runFixture, waitUntil } from "./_helpers.ts";
-import { add, echoLarge, forever, markAndReturnMoved, targetsUrl } from "./fixtures/targets.ts";
+import {
+  add,
+  echoLarge,
+  forever,
+  markAndReturnMoved,
+  targetsUrl,
+  workerPid,
+} from "./fixtures/targets.ts";
 
 // Forkserver spares outlive each test by design; they are stopped when the test run exits.
 const test = (name: string, fn: () => Promise<void>, ignore = false) =>
@@ -259,6 +266,32 @@ test("A forkserver spare killed before use is skipped: the Process runs its targ
   assertEquals(child.exitCode, 0, String(child.error));
   assertEquals(child.result, 5);
   assert(!spares.includes(child.pid!), "a dead spare was handed out");
+});
+
+test("Forkserver spares killed before use are skipped: a Pool's workers run all its tasks", async () => {
+  const ForkPool = getContext("forkserver").Pool;
+  {
+    // Its workers end with it, and the forkserver makes spares for the next ones.
+    await using warm = new ForkPool({ size: 2, module: targetsUrl });
+    assertEquals(await warm.apply(add, [1, 1]), 2);
+  }
+  let spares: number[] = [];
+  assert(await waitUntil(() => (spares = childPidsOf(process.pid)).length > 0, 10_000));
+  for (const pid of spares) process.kill(pid, "SIGKILL");
+  // Dead and not yet reaped, as in the Process test above: the pool starts its workers at once.
+  const deadline = Date.now() + 5000;
+  while (!spares.every(isZombie) && Date.now() < deadline) { /* the kernel ends them meanwhile */ }
+  await using pool = new ForkPool({ size: 2, module: targetsUrl });
+  const results = await Promise.allSettled(
+    Array.from({ length: 6 }, (_, i) => pool.apply(add, [i, 1])),
+  );
+  assertEquals(
+    results.map((result) => result.status === "fulfilled" ? result.value : String(result.reason)),
+    [1, 2, 3, 4, 5, 6],
+  );
+  const pids = await Promise.all([pool.apply(workerPid), pool.apply(workerPid)]);
+  assert(pids.every((pid) => !spares.includes(pid)), "a dead spare was handed out");
+  assertEquals(pool.stats().tasksFailed, 0);
 });
 
 test("Every kind of worker leaves nothing in the temporary folder", async () => {
