@@ -310,7 +310,7 @@ async function run(settings: Settings, progress: Progress): Promise<BenchResult>
       ],
       notes: [
         "One node with 2 threads serves the throughput rows; bare BullMQ's worker runs in this process with concurrency 64.",
-        "Recovery: two nodes of 1 thread; the node running a task is killed with SIGKILL, and the time until the task starts again on the other node is measured; a fresh node replaces it for the next trial.",
+        "Recovery: two nodes of 1 thread; the node running a task is killed with SIGKILL, and the time until the task starts again on the other node is measured; a fresh node replaces it for the next trial. The kill comes just after the task starts, before BullMQ first renews the job's lock, which then lapses a full lease later: the slowest case. Nodes run BullMQ's stalled-job check twice per check interval.",
       ],
     };
   } finally {
