@@ -33,19 +33,15 @@ import {
   doneKey,
   HEARTBEAT_MS,
   HEARTBEAT_TTL_MS,
-  type JobData,
   KEY_TTL_S,
   nodeKey,
-  type NodeReport,
   nodesKey,
   Outcome,
   OUTCOMES_FIELD,
   parseConnection,
   STARTED_FIELD,
-  type WireOutcome,
-  type WireTarget,
-  type WireTask,
 } from "./_wire.ts";
+import type { JobData, NodeReport, WireOutcome, WireTarget, WireTask } from "./_wire.ts";
 
 export type { WorkerNode, WorkerNodeOptions };
 

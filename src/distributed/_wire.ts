@@ -155,3 +155,19 @@ export function checkQueueName(value: unknown, what: string): string {
   }
   return value;
 }
+
+/**
+ * Parses a text read from Redis, or gives undefined when it is not JSON: a key or stream entry
+ * that another version (or another program) wrote is skipped rather than allowed to throw inside
+ * a reader loop.
+ *
+ * @param text The text as read.
+ * @returns The parsed value, typed as the caller expects it, or undefined.
+ */
+export function parseWireJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}

@@ -73,6 +73,7 @@ import {
   Outcome,
   OUTCOMES_FIELD,
   parseConnection,
+  parseWireJson,
   type RedisTarget,
   STARTED_FIELD,
   type WireOutcome,
@@ -320,14 +321,12 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
       texts.forEach((text, i) => {
         if (text === null) gone.push(ids[i]);
         else {
-          try {
-            const report: NodeReport = JSON.parse(text);
-            sum.size += report.size;
-            sum.workers += report.workers;
-            sum.busy += report.busy;
-          } catch {
-            // Not a report of this version: not counted.
-          }
+          // A text that is not a report of this version is not counted.
+          const report = parseWireJson<NodeReport>(text);
+          if (report === undefined) return;
+          sum.size += report.size;
+          sum.workers += report.workers;
+          sum.busy += report.busy;
         }
       });
       if (gone.length > 0) commands.srem(set, ...gone).catch(noop);
@@ -637,26 +636,14 @@ class RemoteBackend implements PoolBackend<RemoteTask> {
 
   /** Marks the tasks that a node has handed to a local worker as running. */
   #started(text: string): void {
-    let ids: number[];
-    try {
-      ids = JSON.parse(text);
-    } catch {
-      return;
-    }
-    for (const id of ids) {
+    for (const id of parseWireJson<number[]>(text) ?? []) {
       const task = this.#pending.get(id);
       if (task?.status === SENT) task.started = true;
     }
   }
 
   #receive(text: string): void {
-    let outcomes: WireOutcome[];
-    try {
-      outcomes = JSON.parse(text);
-    } catch {
-      return;
-    }
-    for (const [id, kind, payload, runMs] of outcomes) {
+    for (const [id, kind, payload, runMs] of parseWireJson<WireOutcome[]>(text) ?? []) {
       const task = this.#pending.get(id);
       if (task === undefined || !task.sent()) continue;
       this.#runTimes.add(runMs);
