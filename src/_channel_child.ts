@@ -6,15 +6,15 @@
  * - The child opens the socket itself, before any user code runs, so that its descriptor is
  *   close-on-exec: nothing that the child runs inherits the channel.
  * - The channel is the child's lifeline: when it closes, the parent is gone and the child exits.
+ *   Only the parent holds the other end (close-on-exec there too: no other child of the parent
+ *   inherits it), so it closes exactly when the parent exits or is killed.
  *
  * @module
  */
 import type { ByteStream, ParentLink } from "./_channel.ts";
-import { decodeMessage, encodeMessage, frame, FrameReader } from "./_frames.ts";
+import { decodeMessage, encodeMessage, frame, FrameReader, needsV8 } from "./_frames.ts";
+import { loadedV8, loadV8 } from "./_v8.deno.ts";
 import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
-
-/** How often a child checks that its parent is still the one that started it. */
-export const LIFELINE_CHECK_MS = 250;
 
 /**
  * Where the parent told this child to find its channel: the parent's pid and the sealed channel's
@@ -43,6 +43,25 @@ export function sealedLink(
 ): ParentLink {
   stream.write(frame(token)).catch(() => exit(1));
   let listener: ((message: unknown) => void) | undefined;
+  // Frames and sends that wait for the V8 serializer to load, so that later ones keep their order
+  // behind them; undefined while none waits.
+  let reading: Promise<void> | undefined;
+  let sending: Promise<void> | undefined;
+  const deliver = (payload: Uint8Array) => {
+    const serializer = loadedV8();
+    if (reading === undefined && (serializer || !needsV8(payload))) {
+      return listener!(decodeMessage(payload, serializer));
+    }
+    // The chunk's buffer is read into again: the frame is kept as a copy until its turn.
+    const copy = payload.slice();
+    const turn: Promise<void> = (reading ?? Promise.resolve())
+      .then(() => needsV8(copy) ? loadV8() : undefined)
+      .then((loaded) => listener!(decodeMessage(copy, loaded)))
+      .finally(() => {
+        if (reading === turn) reading = undefined;
+      });
+    reading = turn;
+  };
   return {
     kind: "process",
     onMessage: (next) => {
@@ -51,17 +70,27 @@ export function sealedLink(
         return;
       }
       listener = next;
-      const reader = new FrameReader((payload) => listener!(decodeMessage(payload)));
+      const reader = new FrameReader(deliver);
       stream.read((chunk) => reader.push(chunk), () => exit(1));
     },
     send: (message) => {
-      let buffers: Uint8Array[];
+      let buffers: Uint8Array[] | undefined;
       try {
-        buffers = encodeMessage(message);
+        buffers = sending === undefined ? encodeMessage(message, loadedV8()) : undefined;
       } catch (error) {
         return Promise.reject(error);
       }
-      return stream.write(buffers);
+      // Written at once where it can be, so that a message sent just before an exit leaves.
+      if (buffers) return stream.write(buffers);
+      const turn = (sending ?? Promise.resolve())
+        .then(() => loadV8())
+        .then((loaded) => stream.write(encodeMessage(message, loaded)!));
+      const settled = turn.then(() => {}, () => {});
+      sending = settled;
+      settled.then(() => {
+        if (sending === settled) sending = undefined;
+      });
+      return turn;
     },
     finish,
   };

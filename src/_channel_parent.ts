@@ -9,16 +9,18 @@
  *
  * Rules this file keeps:
  * - No temporary file outlives its channel: the folder is removed when the child joins, when it
- *   exits or cannot start, when the channel is closed, and when the parent exits.
+ *   exits or cannot start, when the channel is closed, and when the parent exits; the folders of a
+ *   parent killed before it could remove them go when the next parent opens its first channel.
  * - Nothing a connection sends before it has proved itself reaches the parent's listeners; a
  *   connection gets one frame, no longer than a token, to do so.
  *
  * @module
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import type { ByteStream } from "./_channel.ts";
 import { FrameReader, TOKEN_BYTES } from "./_frames.ts";
 import { mayListenAt, onParentExit } from "./_platform.deno.ts";
@@ -44,6 +46,42 @@ function removeFolder(folder: string): void {
 
 function removeOpenFolders(): void {
   for (const folder of [...openFolders]) removeFolder(folder);
+}
+
+// The folders of this library's channels: the pid of the parent that made each, then mkdtemp's part.
+const FOLDER_NAME = /^multiproc-(\d+)-[A-Za-z0-9]{6}$/;
+
+/**
+ * Removes the channel folders of parents that are gone. A parent removes its own at exit, but one
+ * killed by a signal (`SIGKILL` above all) while a child was still joining cannot: the next parent
+ * that opens a channel removes them.
+ */
+function removeFoldersOfDeadParents(base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const match = FOLDER_NAME.exec(name);
+    if (!match || Number(match[1]) === process.pid || isAlive(Number(match[1]))) continue;
+    try {
+      rmSync(join(base, name), { recursive: true, force: true });
+    } catch {
+      // Another user's, or removed meanwhile.
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, another user's. Anything else but "no such process": keep the folder.
+    return (error as { code?: string }).code !== "ESRCH";
+  }
 }
 
 /** What the parent does with the bytes of a child's channel once the child has joined. */
@@ -79,7 +117,8 @@ export function openChannel(): PendingChannel | undefined {
     const base = tmpdir();
     // A path with a comma could not be granted to a Deno child as one item.
     if (base.includes(",") || !mayListenAt(join(base, "x"), base)) return undefined;
-    folder = mkdtempSync(join(base, "multiproc-"));
+    if (!exitHookInstalled) removeFoldersOfDeadParents(base);
+    folder = mkdtempSync(join(base, `multiproc-${process.pid}-`));
   } catch {
     return undefined;
   }

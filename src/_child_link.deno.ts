@@ -7,7 +7,7 @@
  */
 import type { ParentLink } from "./_channel.ts";
 import { connectUnix } from "./_unix_socket.deno.ts";
-import { channelArguments, LIFELINE_CHECK_MS, sealedLink } from "./_channel_child.ts";
+import { channelArguments, sealedLink } from "./_channel_child.ts";
 
 interface WorkerScope {
   postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;
@@ -44,12 +44,10 @@ export async function connectToParent(): Promise<ParentLink> {
  */
 async function connectViaSocket(path: string, parentPid: number): Promise<ParentLink> {
   const exit = (code: number) => Deno.exit(code);
-  const lifeline = () => {
-    if (parentPid > 0 && Deno.ppid !== parentPid) exit(1);
-  };
   // A parent killed while this child was still booting leaves it an orphan: its parent pid shows.
-  lifeline();
-  Deno.unrefTimer(setInterval(lifeline, LIFELINE_CHECK_MS));
+  // Once joined, the socket is the lifeline (see `sealedLink`); no timer polls, as Deno's first
+  // timer alone would add a quarter to a bare start.
+  if (parentPid > 0 && Deno.ppid !== parentPid) exit(1);
   const token = readStdin();
   let stream;
   try {

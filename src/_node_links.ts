@@ -9,7 +9,9 @@ import process from "node:process";
 import type { MessagePort } from "node:worker_threads";
 import type { ParentLink } from "./_channel.ts";
 import { connectUnix } from "./_unix_socket.node.ts";
-import { channelArguments, LIFELINE_CHECK_MS, sealedLink } from "./_channel_child.ts";
+import { channelArguments, sealedLink } from "./_channel_child.ts";
+
+const LIFELINE_CHECK_MS = 250;
 
 /**
  * The line of a child process: its sealed channel, or Node's IPC channel where the parent could
@@ -28,12 +30,9 @@ export function connectViaProcess(): Promise<ParentLink> {
  */
 function connectViaSocket(path: string, parentPid: number): Promise<ParentLink> {
   const exit = (code: number) => process.exit(code);
-  const lifeline = () => {
-    if (parentPid > 0 && process.ppid !== parentPid) exit(1);
-  };
   // A parent killed while this child was still booting leaves it an orphan: its parent pid shows.
-  lifeline();
-  setInterval(lifeline, LIFELINE_CHECK_MS).unref();
+  // Once joined, the socket is the lifeline (see `sealedLink`).
+  if (parentPid > 0 && process.ppid !== parentPid) exit(1);
   const token = readStdin();
   // A failure to join means the parent is gone or closed the channel: nobody is left to report to.
   return connectUnix(path).then(

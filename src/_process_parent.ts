@@ -17,7 +17,8 @@ import {
 } from "./_platform.deno.ts";
 import type { ByteStream, ChildHandle, ChildListeners } from "./_channel.ts";
 import { openChannel, type PendingChannel } from "./_channel_parent.ts";
-import { decodeMessage, encodeMessage, FrameReader } from "./_frames.ts";
+import { decodeMessage, encodeMessage, FrameReader, needsV8 } from "./_frames.ts";
+import { v8 } from "./_v8.deno.ts";
 import type { ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
 
@@ -152,7 +153,9 @@ function sealedChannel(
     if (!ref) joined.setRef(false);
     if (queued!.length > 0) joined.write(queued!).catch(ignore);
     queued = undefined;
-    const reader = new FrameReader((payload) => onMessage(decodeMessage(payload) as ChildMessage));
+    const reader = new FrameReader((payload) =>
+      onMessage(decodeMessage(payload, needsV8(payload) ? v8() : undefined) as ChildMessage)
+    );
     return {
       chunk: (chunk) => {
         try {
@@ -169,7 +172,7 @@ function sealedChannel(
   });
   return {
     send: (message) => {
-      const buffers = encodeMessage(message);
+      const buffers = encodeMessage(message, v8())!;
       // A message sent as the child ended finds the channel shut: its exit tells what happened.
       if (queued) queued.push(...buffers);
       else stream!.write(buffers).catch(ignore);

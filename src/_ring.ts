@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { deserialize, serialize } from "node:v8";
+import { v8 } from "./_v8.deno.ts";
 import {
   MUTEX_WORDS,
   mutexLockAsync,
@@ -61,7 +61,8 @@ export interface RingBuffers {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function jsonSafe(value: unknown, depth: number): boolean {
+/** Whether JSON keeps `value` exactly, as structured clone would (see the module's notes). */
+export function jsonSafe(value: unknown, depth = 0): boolean {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -96,7 +97,7 @@ function jsonSafe(value: unknown, depth: number): boolean {
 export function encodeItem(item: unknown): { tag: number; payload: Uint8Array } {
   if (jsonSafe(item, 0)) return { tag: TAG_JSON, payload: encoder.encode(JSON.stringify(item)) };
   try {
-    return { tag: TAG_V8, payload: serialize(item) };
+    return { tag: TAG_V8, payload: v8().serialize(item) };
   } catch (error) {
     throw new TypeError(
       `The item cannot be put on the queue: ${
@@ -109,7 +110,7 @@ export function encodeItem(item: unknown): { tag: number; payload: Uint8Array } 
 
 /** Rebuilds an item from its tag and payload. */
 export function decodeItem(tag: number, payload: Uint8Array): unknown {
-  return tag === TAG_JSON ? JSON.parse(decoder.decode(payload)) : deserialize(payload);
+  return tag === TAG_JSON ? JSON.parse(decoder.decode(payload)) : v8().deserialize(payload);
 }
 
 function writeU32(bytes: Uint8Array, at: number, value: number): void {
