@@ -179,6 +179,24 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
   });
 }
 
+test("The channel folder of a parent killed while its child joined is removed by the next parent", async () => {
+  // The parent may make a sealed channel: on Deno that takes write and net access (all of -A).
+  const runtimeFlags = runtime === "deno" ? ["-A"] : undefined;
+  const killed = await runFixture("channel_killed_parent", ["kill"], {
+    timeoutMs: 60_000,
+    runtimeFlags,
+  });
+  assertEquals(killed.signal, "SIGKILL", killed.stderrText);
+  const pid = /PARENT (\d+)/.exec(killed.stdoutText)?.[1];
+  assert(pid, killed.stdoutText);
+  const left = () => readdirSync(tmpdir()).filter((name) => name.startsWith(`multiproc-${pid}-`));
+  // Killed before its child could join, the parent could not remove the folder itself.
+  assertEquals(left().length, 1, "the killed parent left no channel folder");
+  const next = await runFixture("channel_killed_parent", [], { timeoutMs: 60_000, runtimeFlags });
+  assertStringIncludes(next.stdoutText, "RESULT 5", next.stderrText);
+  assertEquals(left(), []);
+});
+
 test("Grandchildren spinning on the CPU end within 2 s of the SIGKILL of the program", async () => {
   const folder = mkdtempSync(join(tmpdir(), "multiproc-grandchildren-"));
   try {
