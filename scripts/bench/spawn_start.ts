@@ -3,12 +3,14 @@
  * the delay from the start of each to its target's first line, for
  * - a bare child that imports the target and runs it (the baseline);
  * - the same child loading Deno's Node compatibility layer (`node:process`);
- * - a child started through `node:child_process` with Node's IPC channel that reports over it,
- *   which multiproc's children used before they opened their own channel;
+ * - a child started through `node:child_process` with Node's IPC channel that reports over it, the
+ *   channel that multiproc falls back to where the parent may not make its own (see the README);
  * - a multiproc `Process` under spawn, whose channel the child opens itself (a Unix socket joined
  *   with a one-time token);
  * - a multiproc `Process` under forkserver, with a spare ready: the fast path.
  * Prints the medians and each one's ratio to the baseline.
+ *
+ * Run it with `-A`: the sealed channel needs write and net access in the parent.
  *
  *     deno run -A scripts/bench/spawn_start.ts [--rounds 15]
  */
