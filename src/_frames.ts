@@ -27,6 +27,14 @@ const JOIN_BELOW_BYTES = 64 * 1024;
 /** The number of random bytes in the token that a child proves itself with. */
 export const TOKEN_BYTES = 32;
 
+/**
+ * The token as the text that a child on Node's IPC channel puts beside each of its messages (see
+ * `ipcChannel` in `_process_parent.ts`): hex, which every serialization keeps as it is.
+ */
+export function ipcToken(token: Uint8Array): string {
+  return Array.from(token, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 const TAG_JSON = 0;
 const TAG_V8 = 1;
 

@@ -10,6 +10,7 @@ import type { MessagePort } from "node:worker_threads";
 import type { ParentLink } from "./_channel.ts";
 import { connectUnix } from "./_unix_socket.node.ts";
 import { channelArguments, sealedLink } from "./_channel_child.ts";
+import { ipcToken } from "./_frames.ts";
 
 const LIFELINE_CHECK_MS = 250;
 
@@ -60,12 +61,17 @@ function readStdin(): Uint8Array {
   return Uint8Array.from(chunks.flatMap((chunk) => [...chunk]));
 }
 
-/** The line of a child process over Node's IPC channel. */
+/**
+ * The line of a child process over Node's IPC channel. The programs that this child runs inherit
+ * the channel, so each message goes beside the token from stdin, which they cannot read: the
+ * parent hears only messages that carry it (see `ipcChannel` in `_process_parent.ts`).
+ */
 function connectViaIpc(parentPid: number): ParentLink {
   const send = process.send?.bind(process);
   if (!send) {
     throw new Error("This module is the entry of a multiproc child and must be started by one");
   }
+  const proof = ipcToken(readStdin());
   // The channel closes when the parent exits or is killed: this is the child's lifeline.
   process.on("disconnect", () => process.exit(1));
   // A parent killed while this child was still booting may close the channel before anyone
@@ -80,7 +86,7 @@ function connectViaIpc(parentPid: number): ParentLink {
     onMessage: (listener) => process.on("message", listener),
     send: (message) =>
       new Promise<void>((resolve, reject) => {
-        send(message, undefined, undefined, (error: Error | null) =>
+        send([proof, message], undefined, undefined, (error: Error | null) =>
           error ? reject(error) : resolve());
       }),
     finish: (code) => exitAfterOutput(code),

@@ -5,7 +5,9 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import process from "node:process";
@@ -17,7 +19,14 @@ import {
 } from "./_platform.deno.ts";
 import type { ByteStream, ChildHandle, ChildListeners } from "./_channel.ts";
 import { openChannel, type PendingChannel } from "./_channel_parent.ts";
-import { decodeMessage, encodeMessage, FrameReader, needsV8 } from "./_frames.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  FrameReader,
+  ipcToken,
+  needsV8,
+  TOKEN_BYTES,
+} from "./_frames.ts";
 import { v8 } from "./_v8.deno.ts";
 import type { ChildMessage } from "./_protocol.ts";
 import type { ChildCommandOptions } from "./_permissions.ts";
@@ -118,6 +127,12 @@ class StderrTail {
   }
 }
 
+/** Whether a child's error is a message sent on the channel of a child that has ended. */
+function isClosedChannel(error: Error): boolean {
+  const code = (error as { code?: string }).code;
+  return code === "EPIPE" || code === "ERR_IPC_CHANNEL_CLOSED";
+}
+
 /** How the parent sends on a child's channel, whichever carries it. */
 interface ParentChannel {
   send(message: unknown): void;
@@ -190,14 +205,35 @@ function sealedChannel(
   };
 }
 
-/** Node's IPC channel, where the sealed one cannot be made (see `openChannel`). */
+/**
+ * Node's IPC channel, where the sealed one cannot be made (see `openChannel`). The child inherits
+ * it as a descriptor, and so do the programs that it runs: the child proves each message its own
+ * with the token that it read from its stdin before any user code ran (see `connectViaIpc` in
+ * `_node_links.ts`), and any message without it is dropped unheard. Bytes that the runtime cannot
+ * read end the child; a frame that a program leaves unfinished holds back what follows it until
+ * the child exits.
+ */
 function ipcChannel(
   child: ChildProcess,
+  token: Uint8Array,
   onMessage: (message: ChildMessage) => void,
   onClose: () => void,
 ): ParentChannel {
   const channel = () => child.channel as { ref?: () => void; unref?: () => void } | undefined;
-  child.on("message", onMessage);
+  const expected = Buffer.from(ipcToken(token), "latin1");
+  child.on("message", (envelope: unknown) => {
+    if (!Array.isArray(envelope) || envelope.length !== 2) return;
+    const [proof, message] = envelope;
+    if (typeof proof !== "string" || proof.length !== expected.length) return;
+    if (!timingSafeEqual(Buffer.from(proof, "latin1"), expected)) return;
+    onMessage(message as ChildMessage);
+  });
+  child.on("error", (error) => {
+    // Bytes that the runtime cannot read leave the rest of the stream unreadable, and the child
+    // with nobody to report to: it is ended at once, so that its exit settles its work. (Cutting
+    // the channel alone would leave it to fail, loudly, at its next message.)
+    if (!isClosedChannel(error) && child.connected) child.kill("SIGKILL");
+  });
   child.on("disconnect", onClose);
   return {
     send: (message) => {
@@ -242,7 +278,8 @@ export function spawnChildProcess(
     child = spawn(command, args, {
       env: runtime.env,
       // The sealed channel's token goes through stdin, which then reads as empty.
-      stdio: sealed ? ["pipe", "inherit", stderr] : ["ignore", "inherit", stderr, "ipc"],
+      // So does the IPC channel's: the child proves its messages with it (see `ipcChannel`).
+      stdio: sealed ? ["pipe", "inherit", stderr] : ["pipe", "inherit", stderr, "ipc"],
       ...(sealed ? {} : { serialization: "advanced" as const }),
       windowsHide: true,
     });
@@ -260,10 +297,11 @@ export function spawnChildProcess(
     sealed?.close();
     throw new Error(`Cannot start a child process with '${command}'`);
   }
-  if (sealed && child.stdin) {
+  const token = sealed?.token ?? new Uint8Array(randomBytes(TOKEN_BYTES));
+  if (child.stdin) {
     // A child that dies before reading it leaves the write to fail: its exit says why.
     child.stdin.on("error", () => {});
-    child.stdin.end(sealed.token);
+    child.stdin.end(token);
   }
   let tail: StderrTail | undefined;
   // Ends when the pipe closes, so that a crash report holds the child's last lines.
@@ -284,8 +322,7 @@ export function spawnChildProcess(
   child.on("error", (error) => {
     // A message sent as the child ended (an answer to its last request) finds the channel shut:
     // that is no failure of the child's, whose exit tells what happened to it.
-    const code = (error as { code?: string }).code;
-    if (code === "EPIPE" || code === "ERR_IPC_CHANNEL_CLOSED") return;
+    if (isClosedChannel(error)) return;
     current.error(error);
   });
   if (!exitHookInstalled) {
@@ -312,7 +349,7 @@ export function spawnChildProcess(
   };
   const channel = sealed
     ? sealedChannel(sealed, onMessage, (error) => current.error(error), onClose)
-    : ipcChannel(child, onMessage, onClose);
+    : ipcChannel(child, token, onMessage, onClose);
   child.on("exit", (code, signal) => {
     liveChildren.delete(child);
     exitCode = code ?? -(signal ? constants.signals[signal] : 1);

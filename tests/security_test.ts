@@ -274,6 +274,37 @@ grantTest(
   },
 );
 
+// Node always makes the sealed channel; a Deno parent without --allow-write and --allow-net falls
+// back to Node's IPC channel, which the programs that its children run inherit as descriptor 3.
+test(
+  "On the IPC fallback, a forged outcome never arrives and unreadable bytes end only the child",
+  async () => {
+    const out = await runFixture("channel_fallback", [], { timeoutMs: 60_000 });
+    assertEquals(out.code, 0, out.stderrText);
+    assertEquals(out.stderrText, "", "an ended child failed loudly");
+    const outcomes = Object.fromEntries(
+      out.stdoutText.trim().split("\n").map((line) => {
+        const { label, ...outcome } = JSON.parse(line);
+        return [label, outcome];
+      }),
+    );
+    // The program found the channel and wrote to it: this is the fallback, and the forgery ran.
+    const real = { outcome: "real", sockets: ["3"] };
+    assertEquals(outcomes["process"], { exitCode: 0, result: real });
+    assertEquals(outcomes["pool"], { result: real });
+    assertEquals(outcomes["pool again"], { result: real }, "the worker still serves");
+    // Unreadable bytes end the child, unless it was done first: either way its join returns.
+    assertEquals(typeof outcomes["junk"].exitCode, "number", JSON.stringify(outcomes["junk"]));
+    const poolJunk = JSON.stringify(outcomes["pool junk"]);
+    assert(
+      poolJunk === '{"error":"WorkerCrashedError"}' || poolJunk === '{"result":"real"}',
+      poolJunk,
+    );
+    assertEquals(outcomes["pool after junk"], { result: 5 }, "the pool replaced its worker");
+  },
+  { ignore: runtime !== "deno" },
+);
+
 grantTest(
   "A child never holds more than a restricted parent, and 'none' gets nothing of it",
   async () => {
