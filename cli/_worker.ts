@@ -55,8 +55,7 @@ export const workerOptions: OptionSpec[] = [
   {
     name: "check-ms",
     placeholder: "MS",
-    description:
-      "The longest that a lost node's jobs wait after its lease lapsed (checked twice per interval)",
+    description: "Longest wait of a lost node's jobs once its lease lapsed",
     default: "30000",
     parse: integerOption("check-ms", { min: 1, max: 86_400_000 }),
   },

@@ -55,6 +55,12 @@ export interface ParentLink {
   finish(code: number): void;
 }
 
+/** A listener that does not keep the event loop alive. */
+export interface UnixListener {
+  /** Stops listening; connections already made stay open. */
+  close(): void;
+}
+
 /**
  * A connected Unix socket of a sealed channel, on either side, as each runtime provides it
  * (`_unix_socket.*.ts`).

@@ -21,10 +21,10 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import type { ByteStream } from "./_channel.ts";
+import type { ByteStream, UnixListener } from "./_channel.ts";
 import { FrameReader, TOKEN_BYTES } from "./_frames.ts";
 import { mayListenAt, onParentExit } from "./_platform.deno.ts";
-import { listenUnix, type UnixListener } from "./_unix_socket.deno.ts";
+import { listenUnix } from "./_unix_socket.deno.ts";
 
 /** The longest path that a Unix socket address holds on Linux and macOS, less a margin. */
 const MAX_SOCKET_PATH = 100;

@@ -5,13 +5,7 @@
  * @module
  */
 import { connect, createServer, type Socket } from "node:net";
-import type { ByteStream } from "./_channel.ts";
-
-/** A listener that does not keep the event loop alive. */
-export interface UnixListener {
-  /** Stops listening; connections already made stay open. */
-  close(): void;
-}
+import type { ByteStream, UnixListener } from "./_channel.ts";
 
 /**
  * Listens at `path`, handing each connection to `onConnection`. A failure to listen closes the
