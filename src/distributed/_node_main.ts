@@ -242,12 +242,20 @@ export async function startWorkerNode(options: WorkerNodeOptions): Promise<Worke
         const reached = await Promise.race([closed, gaveUp]);
         clearTimeout(timer);
         if (reached) {
-          await redis.multi()
-            .del(nodeKey(options.queue, nodeId))
-            .srem(nodesKey(options.queue), nodeId)
-            .exec()
-            .catch(() => {});
-          await redis.quit().catch(() => redis.disconnect());
+          // The worker can close while Redis is gone (it has nothing left to hand back); then
+          // these commands would wait for a reconnection that never comes: one lease at most.
+          const farewell = (async () => {
+            await redis.multi()
+              .del(nodeKey(options.queue, nodeId))
+              .srem(nodesKey(options.queue), nodeId)
+              .exec()
+              .catch(() => {});
+            await redis.quit().catch(() => redis.disconnect());
+          })();
+          const late = new Promise((resolve) => timer = setTimeout(resolve, leaseMs));
+          await Promise.race([farewell, late]);
+          clearTimeout(timer);
+          redis.disconnect();
         } else {
           log(
             `Redis did not take the last outcomes within the lease (${leaseMs} ms): leaving without them`,
