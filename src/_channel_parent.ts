@@ -32,6 +32,16 @@ const MAX_SOCKET_PATH = 100;
 /** The bytes of the token's frame: its length, then the token. */
 const TOKEN_FRAME_BYTES = 4 + TOKEN_BYTES;
 
+/** A one-time token, for one child to prove itself with. */
+export function newToken(): Uint8Array {
+  return new Uint8Array(randomBytes(TOKEN_BYTES));
+}
+
+/** Whether `given` is `token`, compared in a time that does not tell how much of it matched. */
+export function sameToken(given: Uint8Array, token: Uint8Array): boolean {
+  return given.length === token.length && timingSafeEqual(given, token);
+}
+
 const openFolders = new Set<string>();
 let exitHookInstalled = false;
 
@@ -132,7 +142,7 @@ export function openChannel(): PendingChannel | undefined {
     exitHookInstalled = true;
     onParentExit(removeOpenFolders);
   }
-  const token = new Uint8Array(randomBytes(TOKEN_BYTES));
+  const token = newToken();
   let joined: ((stream: ByteStream) => JoinedReader) | undefined;
   let closed = false;
   const unproved = new Set<ByteStream>();
@@ -150,7 +160,7 @@ export function openChannel(): PendingChannel | undefined {
     unproved.add(stream);
     let proved = false;
     const reader = new FrameReader((payload) => {
-      if (payload.length !== TOKEN_BYTES || !timingSafeEqual(payload, token)) {
+      if (!sameToken(payload, token)) {
         throw new Error("Wrong token");
       }
       proved = true;

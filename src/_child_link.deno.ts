@@ -8,6 +8,7 @@
 import type { ParentLink } from "./_channel.ts";
 import { connectUnix } from "./_unix_socket.deno.ts";
 import { channelArguments, sealedLink } from "./_channel_child.ts";
+import { readToEnd } from "./_frames.ts";
 
 interface WorkerScope {
   postMessage(message: unknown, options?: { transfer?: Transferable[] }): void;
@@ -62,22 +63,7 @@ async function connectViaSocket(path: string, parentPid: number): Promise<Parent
 
 /** All of stdin, which the parent closes after writing the token. */
 function readStdin(): Uint8Array {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const buffer = new Uint8Array(256);
-    const read = Deno.stdin.readSync(buffer);
-    if (read === null) break;
-    chunks.push(buffer.subarray(0, read));
-    size += read;
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+  return readToEnd((buffer) => Deno.stdin.readSync(buffer));
 }
 
 function connectViaWorkerScope(scope: WorkerScope): ParentLink {

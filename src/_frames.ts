@@ -35,6 +35,31 @@ export function ipcToken(token: Uint8Array): string {
   return Array.from(token, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/** The chunks as one buffer, in order. */
+export function joinBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+/**
+ * Everything that a blocking `read` gives until its end (`null`): the child's stdin, which the
+ * parent closes once it has written the token.
+ */
+export function readToEnd(read: (buffer: Uint8Array) => number | null): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const buffer = new Uint8Array(256);
+    const count = read(buffer);
+    if (count === null) return joinBytes(chunks);
+    chunks.push(buffer.subarray(0, count));
+  }
+}
+
 const TAG_JSON = 0;
 const TAG_V8 = 1;
 

@@ -10,7 +10,7 @@ import type { MessagePort } from "node:worker_threads";
 import type { ParentLink } from "./_channel.ts";
 import { connectUnix } from "./_unix_socket.node.ts";
 import { channelArguments, sealedLink } from "./_channel_child.ts";
-import { ipcToken } from "./_frames.ts";
+import { ipcToken, readToEnd } from "./_frames.ts";
 
 const LIFELINE_CHECK_MS = 250;
 
@@ -44,21 +44,17 @@ function connectViaSocket(path: string, parentPid: number): Promise<ParentLink> 
 
 /** All of stdin, which the parent closes after writing the token. */
 function readStdin(): Uint8Array {
-  const chunks: Uint8Array[] = [];
-  for (;;) {
-    const buffer = new Uint8Array(256);
-    let read: number;
-    try {
-      read = readSync(0, buffer);
-    } catch (error) {
-      // A stdin that the runtime made non-blocking has nothing yet: try again.
-      if ((error as { code?: string }).code === "EAGAIN") continue;
-      throw error;
+  return readToEnd((buffer) => {
+    for (;;) {
+      try {
+        const read = readSync(0, buffer);
+        return read === 0 ? null : read;
+      } catch (error) {
+        // A stdin that the runtime made non-blocking has nothing yet: try again.
+        if ((error as { code?: string }).code !== "EAGAIN") throw error;
+      }
     }
-    if (read === 0) break;
-    chunks.push(buffer.subarray(0, read));
-  }
-  return Uint8Array.from(chunks.flatMap((chunk) => [...chunk]));
+  });
 }
 
 /**

@@ -7,7 +7,6 @@
  */
 import { Buffer } from "node:buffer";
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import process from "node:process";
@@ -18,14 +17,14 @@ import {
   onParentExit,
 } from "./_platform.deno.ts";
 import type { ByteStream, ChildHandle, ChildListeners } from "./_channel.ts";
-import { openChannel, type PendingChannel } from "./_channel_parent.ts";
+import { newToken, openChannel, type PendingChannel, sameToken } from "./_channel_parent.ts";
 import {
   decodeMessage,
   encodeMessage,
   FrameReader,
   ipcToken,
+  joinBytes,
   needsV8,
-  TOKEN_BYTES,
 } from "./_frames.ts";
 import { v8 } from "./_v8.deno.ts";
 import type { ChildMessage } from "./_protocol.ts";
@@ -112,12 +111,7 @@ class StderrTail {
   }
 
   text(): string {
-    const bytes = new Uint8Array(this.#size);
-    let offset = 0;
-    for (const chunk of this.#chunks) {
-      bytes.set(chunk, offset);
-      offset += chunk.length;
-    }
+    const bytes = joinBytes(this.#chunks);
     const lines = new TextDecoder().decode(
       bytes.subarray(Math.max(0, bytes.length - STDERR_TAIL_BYTES)),
     )
@@ -224,8 +218,7 @@ function ipcChannel(
   child.on("message", (envelope: unknown) => {
     if (!Array.isArray(envelope) || envelope.length !== 2) return;
     const [proof, message] = envelope;
-    if (typeof proof !== "string" || proof.length !== expected.length) return;
-    if (!timingSafeEqual(Buffer.from(proof, "latin1"), expected)) return;
+    if (typeof proof !== "string" || !sameToken(Buffer.from(proof, "latin1"), expected)) return;
     onMessage(message as ChildMessage);
   });
   child.on("error", (error) => {
@@ -297,7 +290,7 @@ export function spawnChildProcess(
     sealed?.close();
     throw new Error(`Cannot start a child process with '${command}'`);
   }
-  const token = sealed?.token ?? new Uint8Array(randomBytes(TOKEN_BYTES));
+  const token = sealed?.token ?? newToken();
   if (child.stdin) {
     // A child that dies before reading it leaves the write to fail: its exit says why.
     child.stdin.on("error", () => {});
