@@ -16,7 +16,6 @@
  *
  * @module
  */
-import { randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,22 +24,13 @@ import type { ByteStream, UnixListener } from "./_channel.ts";
 import { FrameReader, TOKEN_BYTES } from "./_frames.ts";
 import { mayListenAt, onParentExit } from "./_platform.deno.ts";
 import { listenUnix } from "./_unix_socket.deno.ts";
+import { newToken, sameToken } from "./_token.ts";
 
 /** The longest path that a Unix socket address holds on Linux and macOS, less a margin. */
 const MAX_SOCKET_PATH = 100;
 
 /** The bytes of the token's frame: its length, then the token. */
 const TOKEN_FRAME_BYTES = 4 + TOKEN_BYTES;
-
-/** A one-time token, for one child to prove itself with. */
-export function newToken(): Uint8Array {
-  return new Uint8Array(randomBytes(TOKEN_BYTES));
-}
-
-/** Whether `given` is `token`, compared in a time that does not tell how much of it matched. */
-export function sameToken(given: Uint8Array, token: Uint8Array): boolean {
-  return given.length === token.length && timingSafeEqual(given, token);
-}
 
 const openFolders = new Set<string>();
 let exitHookInstalled = false;
@@ -111,6 +101,11 @@ export interface PendingChannel {
    * all that the child sends after the token.
    */
   onJoin(joined: (stream: ByteStream) => JoinedReader): void;
+  /**
+   * Calls `ready` once the child may connect, which is when it may be given the token; or with an
+   * error when nothing will listen for it.
+   */
+  onListening(ready: (failure?: Error) => void): void;
   /** Stops waiting: closes the listener and removes the socket and its folder. */
   close(): void;
 }
@@ -201,6 +196,8 @@ export function openChannel(): PendingChannel | undefined {
     onJoin: (listener) => {
       joined = listener;
     },
+    // The socket listens already.
+    onListening: (ready) => ready(),
     close,
   };
 }

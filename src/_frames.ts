@@ -170,3 +170,55 @@ export class FrameReader {
     }
   }
 }
+
+/**
+ * The kinds of message on a channel relay's pipes (see `_relay_parent.ts`). Each is a frame whose
+ * payload is the kind, the channel's number (4 bytes, big-endian), then its bytes, if any.
+ */
+export const RelayKind = {
+  /** Parent to relay: listen for a child that proves the token given. */
+  EXPECT: 1,
+  /** Both ways: bytes of one child's channel. */
+  DATA: 2,
+  /** Parent to relay: stop listening, and cut the child's connection. */
+  CLOSE: 3,
+  /** Relay to parent: the child may connect now. */
+  LISTENING: 4,
+  /** Relay to parent: nothing could listen for that child. */
+  FAILED: 5,
+  /** Relay to parent: the child has proved its token. */
+  JOINED: 6,
+  /** Relay to parent: the child's connection has closed. */
+  END: 7,
+} as const;
+
+/** The bytes before a relay message's own: its frame's length, its kind and its channel. */
+const RELAY_HEADER_BYTES = HEADER_BYTES + 5;
+
+/** A relay message as the buffers of one frame: `data` goes out as it is, not copied. */
+export function relayFrame(kind: number, channel: number, data?: Uint8Array): Uint8Array[] {
+  const header = new Uint8Array(RELAY_HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, RELAY_HEADER_BYTES - HEADER_BYTES + (data?.length ?? 0));
+  header[HEADER_BYTES] = kind;
+  view.setUint32(HEADER_BYTES + 1, channel);
+  return data === undefined || data.length === 0 ? [header] : [header, data];
+}
+
+/**
+ * Reads relay messages from a stream of bytes: calls `onMessage` with each one's kind, channel and
+ * bytes (a view, to be used before `onMessage` returns).
+ *
+ * @throws {RangeError} From `push`, when a frame is too short to be a relay message.
+ */
+export function relayReader(
+  onMessage: (kind: number, channel: number, data: Uint8Array) => void,
+): FrameReader {
+  return new FrameReader((payload) => {
+    if (payload.length < RELAY_HEADER_BYTES - HEADER_BYTES) {
+      throw new RangeError(`A relay frame of ${payload.length} bytes is too short`);
+    }
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+    onMessage(payload[0], view.getUint32(1), payload.subarray(5));
+  });
+}

@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildPermissions, PermissionsOption } from "./permissions.ts";
 import { describeValue } from "./_checks.ts";
@@ -256,6 +256,54 @@ export function resolveGrants(
     if (paths.length > 0) grants.set("read", paths);
   }
   return grants;
+}
+
+/** The names of files that hold secrets by convention: `.env`, `.env.local`, `.env.production`. */
+const SECRET_FILE = /^\.env(\..+)?$/;
+
+/**
+ * The secret files (`.env`, `.env.*`) at the top of the folders that a child may read only because
+ * it imports modules from them: the read grant that {@linkcode resolveGrants} adds for its modules
+ * would show them to it. A file that a read grant of the caller's own covers stays readable, and so
+ * does every file where the child reads everything. A runtime that can deny a path inside a granted
+ * folder denies these (Deno: `--deny-read`).
+ *
+ * @param permissions The checked option.
+ * @param holds How this runtime answers whether the parent holds a permission.
+ * @param modules URLs of the modules that the child imports (its entry, the main module).
+ * @returns Absolute paths, each once.
+ */
+export function implicitSecrets(
+  permissions: PermissionsOption,
+  holds: HoldsPermission,
+  modules: ReadonlyArray<string | undefined>,
+): string[] {
+  let own: string[] = [];
+  if (permissions === "inherit") {
+    if (holds("read")) return [];
+  } else if (permissions !== "none") {
+    if (permissions.read === true) return [];
+    if (Array.isArray(permissions.read)) own = permissions.read.map((item) => resolve(item));
+  }
+  const covered = (file: string) =>
+    own.some((item) => file === item || file.startsWith(item.endsWith(sep) ? item : item + sep));
+  const secrets = new Set<string>();
+  for (const scope of new Set(modules.map(moduleReadScope))) {
+    if (scope === undefined || !holds("read", scope)) continue;
+    let names: string[];
+    try {
+      names = readdirSync(scope);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      // A name with a comma cannot be one item of Deno's list.
+      if (!SECRET_FILE.test(name) || name.includes(",")) continue;
+      const file = join(scope, name);
+      if (!covered(file)) secrets.add(file);
+    }
+  }
+  return [...secrets];
 }
 
 /** The items of a grant, each once; paths made absolute, without a trailing separator. */

@@ -7,7 +7,6 @@
  */
 import { existsSync } from "node:fs";
 import os from "node:os";
-import { isMainThread } from "node:worker_threads";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
@@ -16,6 +15,7 @@ import { startNodeWorker } from "./_node_worker.ts";
 import {
   type ChildCommand,
   type ChildCommandOptions,
+  implicitSecrets,
   moduleReadScope,
   narrowEnvGrant,
   PERMISSION_NAMES,
@@ -24,6 +24,7 @@ import {
   withChannelGrant,
 } from "./_permissions.ts";
 import type { PermissionsOption } from "./permissions.ts";
+import { parentMainModule } from "./_process_context.ts";
 
 /** URL of the module that the user ran, which children re-import to find exported targets. */
 export function mainModuleUrl(): string | undefined {
@@ -40,6 +41,15 @@ export function availableCpus(): number {
 }
 
 const childEntry = new URL("./_child_main.ts", import.meta.url);
+const relayEntry = new URL("./_relay_main.ts", import.meta.url);
+
+/**
+ * The modules that a child imports: its entry, and the program's main module, which a child passes
+ * on to its own children (its own main module is the entry).
+ */
+function childModules(): Array<string | undefined> {
+  return [childEntry.href, parentMainModule() ?? mainModuleUrl()];
+}
 
 /**
  * Whether worker threads take a heap limit. Deno's workers do not enforce one on a module worker:
@@ -101,6 +111,27 @@ export function childProcessCommand(
 }
 
 /**
+ * The command line of a channel relay (`_relay_main.ts`) that makes `folder` and listens at the
+ * `sockets` in it: it may read and write that folder and listen at those sockets, and nothing else.
+ * It runs only the library's own code.
+ */
+export function relayProcessCommand(folder: string, sockets: readonly string[]): ChildCommand {
+  return {
+    command: Deno.execPath(),
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      `--allow-read=${folder}`,
+      `--allow-write=${folder}`,
+      `--allow-net=${sockets.map((path) => `unix:${path}`).join(",")}`,
+      relayEntry.href,
+      folder,
+    ],
+  };
+}
+
+/**
  * Checks, when a Process or Pool is made, that its children can start as asked: the parent may
  * start children, holds every grant asked for, and may run what an `env` option needs.
  *
@@ -109,10 +140,7 @@ export function childProcessCommand(
  */
 export function checkChildCommand(options: ChildCommandOptions, what: string): void {
   checkCanStartChildren();
-  resolveGrants(options.permissions ?? "inherit", what, holdsPermission, [
-    childEntry.href,
-    mainModuleUrl(),
-  ]);
+  resolveGrants(options.permissions ?? "inherit", what, holdsPermission, childModules());
   if (options.env !== undefined) withOwnEnvironment(options.env, what);
 }
 
@@ -171,17 +199,19 @@ function permissionFlags(
   env: Record<string, string> | undefined,
   channelPath: string | undefined,
 ): string[] {
-  let grants = resolveGrants(permissions, what, holdsPermission, [
-    childEntry.href,
-    mainModuleUrl(),
-  ]);
+  const modules = childModules();
+  let grants = resolveGrants(permissions, what, holdsPermission, modules);
   if (env !== undefined) grants = narrowEnvGrant(grants, env);
   if (channelPath !== undefined) grants = withChannelGrant(grants, channelPath);
   if (grants === "all") return ["--allow-all"];
   // Each item was checked to hold no comma, so that Deno cannot split it into more than was checked.
-  return [...grants].map(([name, grant]) =>
+  const flags = [...grants].map(([name, grant]) =>
     grant === true ? `--allow-${name}` : `--allow-${name}=${grant.join(",")}`
   );
+  // The project folders are readable for the modules in them, not for the secrets beside them.
+  const secrets = implicitSecrets(permissions, holdsPermission, modules);
+  if (secrets.length > 0) flags.push(`--deny-read=${secrets.join(",")}`);
+  return flags;
 }
 
 /** Whether this process holds a whole permission kind, or one item of it. */
@@ -226,7 +256,7 @@ export function threadPermissions(
       })`,
     );
   }
-  const grants = resolveGrants(value, what, holdsPermission, [childEntry.href, mainModuleUrl()]);
+  const grants = resolveGrants(value, what, holdsPermission, childModules());
   if (grants === "all") return undefined;
   const permissions: WorkerPermissions = {};
   for (const name of PERMISSION_NAMES) permissions[name] = grants.get(name) ?? false;
@@ -362,14 +392,6 @@ export function startThread(
       worker.postMessage(message, { transfer: (transfer ?? []) as Transferable[] }),
     stop: (signal) => exit(SIGNAL_EXIT_CODES[signal]),
   };
-}
-
-/**
- * Whether this code runs on the process's main thread, whose exit is the process's: Deno's
- * `isMainThread` is true inside a Web Worker too, which only its global scope tells apart.
- */
-export function onMainThread(): boolean {
-  return isMainThread && !("WorkerGlobalScope" in globalThis);
 }
 
 /** Whether this process may start the program at `path`, and it exists. */

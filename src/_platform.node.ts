@@ -11,7 +11,6 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { isMainThread } from "node:worker_threads";
 import { CHILD_PROCESS_FLAG } from "./_protocol.ts";
 import type { ChildHandle, ChildListeners } from "./_channel.ts";
 import { startNodeWorker } from "./_node_worker.ts";
@@ -22,6 +21,7 @@ import {
   resolveGrants,
 } from "./_permissions.ts";
 import type { ChildPermissions, PermissionsOption } from "./permissions.ts";
+import { parentMainModule } from "./_process_context.ts";
 
 /** URL of the script that the user ran, which children re-import to find exported targets. */
 export function mainModuleUrl(): string | undefined {
@@ -40,6 +40,15 @@ export function availableCpus(): number {
 }
 
 const childEntry = new URL("./_child_main.js", import.meta.url);
+const relayEntry = new URL("./_relay_main.js", import.meta.url);
+
+/**
+ * The modules that a child imports: its entry, and the program's main module, which a child passes
+ * on to its own children (its own main module is the entry).
+ */
+function childModules(): Array<string | undefined> {
+  return [childEntry.href, parentMainModule() ?? mainModuleUrl()];
+}
 
 // Bun runs this build too. It has no permission model and no heap limit (JavaScriptCore takes
 // neither flag), so both options are refused there rather than silently ignored.
@@ -75,16 +84,7 @@ export function childProcessCommand(
   channelPath?: string,
 ): ChildCommand {
   const own = options.permissions !== undefined && options.permissions !== "inherit";
-  const execArgv: string[] = [];
-  for (let i = 0; i < process.execArgv.length; i++) {
-    const flag = process.execArgv[i];
-    if (parentOnlyFlags.test(flag) || (own && permissionModelFlags.test(flag))) {
-      // A flag such as `-e code` takes the next word as its value.
-      if (flagsWithValue.test(flag)) i++;
-      continue;
-    }
-    execArgv.push(flag);
-  }
+  const execArgv = inheritedFlags(own);
   refuseOnBun(options, what);
   if (own) {
     execArgv.push(...permissionFlags(options.permissions as "none" | ChildPermissions, what));
@@ -101,6 +101,33 @@ export function childProcessCommand(
     ],
     // Node gives a child exactly the environment that it is given.
     ...(options.env === undefined ? {} : { env: { ...options.env } }),
+  };
+}
+
+/** The parent's Node flags that a child takes, less the permission model's where `own`. */
+function inheritedFlags(own: boolean): string[] {
+  const flags: string[] = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const flag = process.execArgv[i];
+    if (parentOnlyFlags.test(flag) || (own && permissionModelFlags.test(flag))) {
+      // A flag such as `-e code` takes the next word as its value.
+      if (flagsWithValue.test(flag)) i++;
+      continue;
+    }
+    flags.push(flag);
+  }
+  return flags;
+}
+
+/**
+ * The command line of a channel relay (`_relay_main.ts`) that makes `folder` and listens at the
+ * `sockets` in it. It runs only the library's own code, outside Node's permission model, which
+ * would refuse it the folder (and does not cover sockets).
+ */
+export function relayProcessCommand(folder: string, _sockets: readonly string[]): ChildCommand {
+  return {
+    command: process.execPath,
+    args: [...inheritedFlags(true), fileURLToPath(relayEntry), folder],
   };
 }
 
@@ -162,10 +189,7 @@ function permissionFlags(permissions: "none" | ChildPermissions, what: string): 
       }; pass true to allow child processes, or false`,
     );
   }
-  const grants = resolveGrants(permissions, what, holdsPermission, [
-    childEntry.href,
-    mainModuleUrl(),
-  ]);
+  const grants = resolveGrants(permissions, what, holdsPermission, childModules());
   if (grants === "all") return [];
   const flags = ["--experimental-permission", "--disable-warning=ExperimentalWarning"];
   // Node 20 takes one path per flag, and aborts on a path given twice: the grants list each once.
@@ -267,11 +291,6 @@ function tsxRegisterApi(loader: string): string | undefined {
     // Not a loader that can be found from here: the worker goes without it, as before.
     return undefined;
   }
-}
-
-/** Whether this code runs on the process's main thread, whose exit is the process's. */
-export function onMainThread(): boolean {
-  return isMainThread;
 }
 
 /** Whether this process may start the program at `path`, and it exists. */

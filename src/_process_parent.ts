@@ -10,14 +10,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import process from "node:process";
-import {
-  childProcessCommand,
-  mayRunProgram,
-  onMainThread,
-  onParentExit,
-} from "./_platform.deno.ts";
+import { childProcessCommand, mayRunProgram, onParentExit, unrefTimer } from "./_platform.deno.ts";
 import type { ByteStream, ChildHandle, ChildListeners } from "./_channel.ts";
-import { newToken, openChannel, type PendingChannel, sameToken } from "./_channel_parent.ts";
+import { openChannel, type PendingChannel } from "./_channel_parent.ts";
+import { openRelayedChannel } from "./_relay_parent.ts";
+import { newToken, sameToken } from "./_token.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -47,13 +44,14 @@ let setprivPath: string | null | undefined;
  * The child's own lifeline (its channel closing) runs on its event loop, which a child busy in a
  * synchronous loop never reaches; the kernel's signal needs no help from the child.
  *
- * The kernel sends that signal when the thread that started the child ends, not the process, so it
- * is used only from the main thread: a child started from a worker thread, which may end long before
- * the process, relies on its own lifeline alone. So does a child where `setpriv` is missing or this
- * process may not run it.
+ * The kernel sends that signal when the thread that started the child ends, not only the process.
+ * A child started from a worker thread (a `Thread`, a `ThreadPool` task) is ended with that thread
+ * anyway (`stopLiveChildren` runs when it closes), so the signal changes nothing there but makes
+ * sure of it, and of the child's end when the whole process is killed. A child where `setpriv` is
+ * missing or this process may not run it relies on its own lifeline alone.
  */
 function parentDeathWords(): string[] {
-  if (process.platform !== "linux" || !onMainThread()) return [];
+  if (process.platform !== "linux") return [];
   if (setprivPath === undefined) setprivPath = SETPRIV_PATHS.find(mayRunProgram) ?? null;
   return setprivPath === null ? [] : [setprivPath, "--pdeathsig", "SIGKILL", "--"];
 }
@@ -89,6 +87,9 @@ export interface ChildProcessHandle extends ChildHandle {
 
 /** How long after a child's exit its channel and stderr may take to close. */
 const DISCONNECT_GRACE_MS = 300;
+
+/** How long a child whose channel has closed may take to exit by itself. */
+const CHANNEL_LOSS_GRACE_MS = 1000;
 
 /** How much of a child's stderr is kept for crash reports. */
 const STDERR_TAIL_BYTES = 8192;
@@ -256,7 +257,8 @@ export function spawnChildProcess(
   options: { ref: boolean; command?: ChildCommandOptions; keepStderrTail?: boolean },
   listeners: ChildListeners,
 ): ChildProcessHandle {
-  const sealed = openChannel();
+  // A parent that may not make sockets has them made by its channel relay.
+  const sealed = openChannel() ?? openRelayedChannel();
   let runtime;
   try {
     runtime = childProcessCommand(options.command, undefined, sealed?.path);
@@ -291,10 +293,19 @@ export function spawnChildProcess(
     throw new Error(`Cannot start a child process with '${command}'`);
   }
   const token = sealed?.token ?? newToken();
+  let current = listeners;
   if (child.stdin) {
+    const stdin = child.stdin;
     // A child that dies before reading it leaves the write to fail: its exit says why.
-    child.stdin.on("error", () => {});
-    child.stdin.end(token);
+    stdin.on("error", () => {});
+    if (!sealed) stdin.end(token);
+    // The child connects once it has the token: only when something listens for it.
+    sealed?.onListening((failure) => {
+      if (!failure) return stdin.end(token);
+      stdin.end();
+      child.kill("SIGKILL");
+      current.error(failure);
+    });
   }
   let tail: StderrTail | undefined;
   // Ends when the pipe closes, so that a crash report holds the child's last lines.
@@ -311,7 +322,6 @@ export function spawnChildProcess(
       reportWhenBoth();
     });
   }
-  let current = listeners;
   child.on("error", (error) => {
     // A message sent as the child ended (an answer to its last request) finds the channel shut:
     // that is no failure of the child's, whose exit tells what happened to it.
@@ -329,6 +339,7 @@ export function spawnChildProcess(
   let disconnected = false;
   let reported = false;
   let disconnectDeadline: ReturnType<typeof setTimeout> | undefined;
+  let lossDeadline: ReturnType<typeof setTimeout> | undefined;
   const reportWhenBoth = () => {
     if (exitCode === undefined || !disconnected || stderrOpen || reported) return;
     reported = true;
@@ -339,12 +350,18 @@ export function spawnChildProcess(
   const onClose = () => {
     disconnected = true;
     reportWhenBoth();
+    if (exitCode !== undefined) return;
+    // A child whose channel is gone (its relay died, say) can no longer be reached: unless it is
+    // on its way out already, it is ended, so that its exit settles its work.
+    lossDeadline = setTimeout(() => child.kill("SIGKILL"), CHANNEL_LOSS_GRACE_MS);
+    unrefTimer(lossDeadline);
   };
   const channel = sealed
     ? sealedChannel(sealed, onMessage, (error) => current.error(error), onClose)
     : ipcChannel(child, token, onMessage, onClose);
   child.on("exit", (code, signal) => {
     liveChildren.delete(child);
+    clearTimeout(lossDeadline);
     exitCode = code ?? -(signal ? constants.signals[signal] : 1);
     reportWhenBoth();
     // The channel closes with the process; should its event never come, the exit still counts.

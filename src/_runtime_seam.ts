@@ -37,6 +37,8 @@ export interface ParentSeam {
     what?: string,
     channelPath?: string,
   ): ChildCommand;
+  /** The command line of a channel relay that makes `folder` and listens at `sockets` in it. */
+  relayProcessCommand(folder: string, sockets: readonly string[]): ChildCommand;
   /** Checks, when a Process or Pool is made, that its children can start as asked. */
   checkChildCommand(options: ChildCommandOptions, what: string): void;
   /** A thread's `permissions` as the runtime's workers take them; undefined for the parent's. */
@@ -54,8 +56,6 @@ export interface ParentSeam {
     },
     listeners: ChildListeners,
   ): ChildHandle;
-  /** Whether the caller runs on the process's main thread, whose end is the process's. */
-  onMainThread(): boolean;
   /** Whether this process may start the program at `path`, and it exists. */
   mayRunProgram(path: string): boolean;
   /** Whether this process may make a folder in `folder` and a Unix socket at `path` in it. */

@@ -1,7 +1,8 @@
 /**
  * Unix sockets for the sealed channel, for Deno: `Deno.listen` and `Deno.connect`, whose sockets
  * are close-on-exec. (Deno's `node:net` listener is not: a child started while it listens would
- * inherit it.) Its sibling `_unix_socket.node.ts` has identical exports.
+ * inherit it.) Also the channel relay's own stdin and stdout, and its signals. Its sibling
+ * `_unix_socket.node.ts` has identical exports.
  *
  * @module
  */
@@ -49,10 +50,32 @@ export async function connectUnix(path: string): Promise<ByteStream> {
 }
 
 /**
+ * This process's stdin and stdout as one {@linkcode ByteStream}: the pipes of the channel relay
+ * (`_relay_main.ts`) to its parent.
+ */
+export function stdioStream(): ByteStream {
+  return denoStream({
+    read: (buffer) => Deno.stdin.read(buffer),
+    write: (buffer) => Deno.stdout.write(buffer),
+    close: () => Deno.stdin.close(),
+    ref: () => {},
+    unref: () => {},
+  });
+}
+
+/** Calls `listener` on each `signal` instead of ending the process. */
+export function onSignal(signal: "SIGINT" | "SIGTERM", listener: () => void): void {
+  Deno.addSignalListener(signal, listener);
+}
+
+/** What a {@linkcode ByteStream} needs of a Deno resource. */
+type Connection = Pick<Deno.UnixConn, "read" | "write" | "close" | "ref" | "unref">;
+
+/**
  * A Deno socket as a {@linkcode ByteStream}. Writes go out one after another; the first is tried at
  * once, so that a message sent just before `Deno.exit()` leaves with it.
  */
-function denoStream(conn: Deno.UnixConn): ByteStream {
+function denoStream(conn: Connection): ByteStream {
   const queue: Array<{ buffer: Uint8Array; done?: () => void; failed?: (e: unknown) => void }> = [];
   let draining = false;
   let broken: unknown;

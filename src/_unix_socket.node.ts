@@ -1,10 +1,12 @@
 /**
  * Unix sockets for the sealed channel, for Node and Bun: `node:net`, whose sockets libuv makes
- * close-on-exec. Its sibling `_unix_socket.deno.ts` has identical exports.
+ * close-on-exec. Also the channel relay's own stdin and stdout, and its signals. Its sibling
+ * `_unix_socket.deno.ts` has identical exports.
  *
  * @module
  */
 import { connect, createServer, type Socket } from "node:net";
+import process from "node:process";
 import type { ByteStream, UnixListener } from "./_channel.ts";
 
 /**
@@ -42,6 +44,41 @@ export function connectUnix(path: string): Promise<ByteStream> {
       resolve(nodeStream(socket));
     });
   });
+}
+
+/**
+ * This process's stdin and stdout as one {@linkcode ByteStream}: the pipes of the channel relay
+ * (`_relay_main.ts`) to its parent.
+ */
+export function stdioStream(): ByteStream {
+  const { stdin, stdout } = process;
+  // A broken pipe means the parent is gone: stdin's end says so.
+  stdout.on("error", () => {});
+  return {
+    write: (buffers) =>
+      new Promise((resolve, reject) => {
+        buffers.forEach((buffer, i) =>
+          stdout.write(
+            buffer,
+            i < buffers.length - 1 ? undefined : (error) => error ? reject(error) : resolve(),
+          )
+        );
+      }),
+    read: (onChunk, onEnd) => {
+      stdin.on("data", onChunk);
+      stdin.once("end", onEnd);
+      stdin.once("error", onEnd);
+    },
+    setRef: () => {},
+    close: () => {
+      stdin.destroy();
+    },
+  };
+}
+
+/** Calls `listener` on each `signal` instead of ending the process. */
+export function onSignal(signal: "SIGINT" | "SIGTERM", listener: () => void): void {
+  process.on(signal, listener);
 }
 
 function nodeStream(socket: Socket): ByteStream {

@@ -166,8 +166,9 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
         if (gone) return;
         const spinning = [...text.matchAll(/SPINNING (\d+)/g)].map((match) => Number(match[1]));
         const parent = /PARENT (\d+)/.exec(text);
-        // A spawned and a forkserver Process, and a Pool worker, all inside their loop.
-        if (!parent || new Set(spinning).size < 3) return;
+        // A spawned and a forkserver Process, a Pool worker, and a Process started from a Thread,
+        // all inside their loop.
+        if (!parent || new Set(spinning).size < 4) return;
         pids = [...new Set([...spinning, ...childPidsOf(Number(parent[1]))])];
         process.kill(Number(parent[1]), signal);
         gone = waitUntil(() => pids.every((pid) => !isPidAlive(pid)), 2000);

@@ -5,7 +5,8 @@
  * end has no name and no port. Children start from an argument array, never through a shell.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { Pool, Process } from "../mod.ts";
 import { runFixture } from "./_helpers.ts";
-import { runtime } from "./_runtime.deno.ts";
+import { runtime, scriptCommand } from "./_runtime.deno.ts";
 import { add, readLength, targetsUrl, workerPid } from "./fixtures/targets.ts";
 import { channelTargetsUrl, forgeFromGrandchild } from "./fixtures/channel_targets.ts";
 import { connect } from "node:net";
@@ -274,20 +275,154 @@ grantTest(
   },
 );
 
-// Node always makes the sealed channel; a Deno parent without --allow-write and --allow-net falls
-// back to Node's IPC channel, which the programs that its children run inherit as descriptor 3.
+/** The channel relays among a process's children: each one's pid and folder. */
+function relaysOf(parent: number): Array<{ pid: number; folder: string }> {
+  const relays: Array<{ pid: number; folder: string }> = [];
+  for (const task of readdirSync(`/proc/${parent}/task`)) {
+    let children: string[];
+    try {
+      children = readFileSync(`/proc/${parent}/task/${task}/children`, "utf8").split(" ");
+    } catch {
+      continue;
+    }
+    for (const pid of children.filter(Boolean).map(Number)) {
+      try {
+        const words = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+        if (words.some((word) => word.includes("_relay_main"))) {
+          relays.push({ pid, folder: words.at(-1)! });
+        }
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+  return relays;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    // A zombie has no command line left to read.
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").length > 0;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(condition: () => boolean, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
+/** The JSON lines of a fixture's stdout, by label. */
+function outcomesOf(text: string): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(
+    text.trim().split("\n").map((line) => {
+      const { label, ...outcome } = JSON.parse(line);
+      return [label, outcome];
+    }),
+  );
+}
+
+// A Deno parent without --allow-write and --allow-net may not make a Unix socket: its children's
+// sealed channels are made by its channel relay, a helper process that runs no user code.
+test(
+  "Through a parent's channel relay, a program run by a child holds no socket, and its forged outcome never arrives",
+  async () => {
+    let relays: Array<{ pid: number; folder: string }> = [];
+    const out = await runFixture("channel_relay", [], {
+      timeoutMs: 60_000,
+      onStdout: (text) => {
+        const pids = /"label":"pids","parent":(\d+)/.exec(text);
+        if (pids && relays.length === 0) relays = relaysOf(Number(pids[1]));
+      },
+    });
+    assertEquals(out.code, 0, out.stderrText);
+    assertEquals(out.stderrText, "");
+    const outcomes = outcomesOf(out.stdoutText);
+    const real = { outcome: "real", sockets: [] };
+    assertEquals(outcomes["process spawn"], { exitCode: 0, result: real });
+    assertEquals(outcomes["process forkserver"], { exitCode: 0, result: real });
+    assertEquals(outcomes["pool"], { result: real });
+    // One relay served them all, and went with the parent, folder and all.
+    assertEquals(relays.length, 1, "the children's channels went through one relay");
+    assert(await waitUntil(() => !isAlive(relays[0].pid), 2000), "the relay outlived its parent");
+    assert(!existsSync(relays[0].folder), `${relays[0].folder} was left`);
+  },
+  { ignore: runtime !== "deno" },
+);
+
+test(
+  "A channel relay and the children it serves end within 2 s of their parent's SIGKILL, and leave no folder",
+  async () => {
+    let seen:
+      | { relays: Array<{ pid: number; folder: string }>; worker: number; existed: boolean }
+      | undefined;
+    const out = await runFixture("channel_relay", ["wait"], {
+      timeoutMs: 60_000,
+      onStdout: (text, kill) => {
+        const pids = /"label":"pids","parent":(\d+),"worker":(\d+)/.exec(text);
+        if (!pids || seen) return;
+        const relays = relaysOf(Number(pids[1]));
+        seen = {
+          relays,
+          worker: Number(pids[2]),
+          existed: relays.every((r) => existsSync(r.folder)),
+        };
+        kill();
+      },
+    });
+    assertEquals(out.signal, "SIGKILL");
+    assert(seen, out.stderrText);
+    assertEquals(seen.relays.length, 1);
+    const [relay] = seen.relays;
+    assert(seen.existed, "the relay's folder existed while it ran");
+    const gone = () => !isAlive(relay.pid) && !isAlive(seen!.worker);
+    assert(await waitUntil(gone, 2000), "the relay or the worker outlived the parent");
+    assert(await waitUntil(() => !existsSync(relay.folder), 2000), `${relay.folder} was left`);
+  },
+  { ignore: runtime !== "deno" },
+);
+
+test(
+  "When a channel relay dies, its children go with it and a pool replaces its worker through a new one",
+  async () => {
+    let killed: { relay: number; worker: number } | undefined;
+    const out = await runFixture("channel_relay", ["kill-relay"], {
+      timeoutMs: 60_000,
+      onStdout: (text) => {
+        const pids = /"label":"pids","parent":(\d+),"worker":(\d+)/.exec(text);
+        if (!pids || killed) return;
+        const [relay] = relaysOf(Number(pids[1]));
+        killed = { relay: relay?.pid ?? 0, worker: Number(pids[2]) };
+        if (relay) process.kill(relay.pid, "SIGKILL");
+      },
+    });
+    assertEquals(out.code, 0, out.stderrText);
+    assert(killed && killed.relay > 0, "no relay was found");
+    assertEquals(outcomesOf(out.stdoutText)["after relay"], { result: 5, replaced: true });
+    assert(!isAlive(killed.worker), "the worker whose relay died was left running");
+  },
+  { ignore: runtime !== "deno" },
+);
+
+// Node always makes the sealed channel; a Deno parent without --allow-write and --allow-net has its
+// relay make it. Only where the temporary folder's path cannot be granted (it holds a comma) does a
+// child get Node's IPC channel, which the programs that it runs inherit as descriptor 3.
 test(
   "On the IPC fallback, a forged outcome never arrives and unreadable bytes end only the child",
   async () => {
-    const out = await runFixture("channel_fallback", [], { timeoutMs: 60_000 });
+    const base = mkdtempSync(join(tmpdir(), "multiproc-comma,"));
+    const out = await runFixture("channel_fallback", [], {
+      timeoutMs: 60_000,
+      env: { TMPDIR: base },
+    }).finally(() => rmSync(base, { recursive: true, force: true }));
     assertEquals(out.code, 0, out.stderrText);
     assertEquals(out.stderrText, "", "an ended child failed loudly");
-    const outcomes = Object.fromEntries(
-      out.stdoutText.trim().split("\n").map((line) => {
-        const { label, ...outcome } = JSON.parse(line);
-        return [label, outcome];
-      }),
-    );
+    const outcomes = outcomesOf(out.stdoutText);
     // The program found the channel and wrote to it: this is the fallback, and the forgery ran.
     const real = { outcome: "real", sockets: ["3"] };
     assertEquals(outcomes["process"], { exitCode: 0, result: real });
@@ -357,4 +492,78 @@ grantTest(
       rmSync(scratch, { recursive: true, force: true });
     }
   },
+);
+
+// Deno only: Node 20's permission model cannot take a path back out of a granted folder.
+test(
+  "A child reads no .env beside the main module through its modules' folder; its own grant or a whole read covers it",
+  async () => {
+    // A project of its own: the child may read this folder to import the main module from it.
+    const project = mkdtempSync(join(tmpdir(), "multiproc-dotenv-"));
+    try {
+      writeFileSync(join(project, "deno.json"), "{}");
+      writeFileSync(join(project, ".env"), "SECRET=1");
+      writeFileSync(join(project, ".env.local"), "LOCAL=1");
+      mkdirSync(join(project, "data"));
+      writeFileSync(join(project, "data", "a.txt"), "data");
+      const library = new URL("../mod.ts", import.meta.url).href;
+      writeFileSync(
+        join(project, "main.ts"),
+        `import { Process } from ${JSON.stringify(library)};
+export function tryRead(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    return (error as Error).name;
+  }
+}
+export async function fromGrandchild(path: string): Promise<unknown> {
+  const child = new Process({ target: tryRead, args: [path], module: import.meta.url });
+  child.start();
+  await child.join();
+  return [child.exitCode, child.result];
+}
+const cases: Array<[string, unknown, string, string]> = [
+  ["none", "none", "tryRead", ".env"],
+  ["none, .env.local", "none", "tryRead", ".env.local"],
+  ["data", { read: ["./data"] }, "tryRead", ".env"],
+  ["data, its own file", { read: ["./data"] }, "tryRead", "data/a.txt"],
+  ["own grant", { read: [".env"] }, "tryRead", ".env"],
+  ["inherit", "inherit", "tryRead", ".env"],
+  ["grandchild", { read: ["./data"], run: true, env: true }, "fromGrandchild", ".env"],
+];
+const results: Record<string, unknown> = {};
+for (const [label, permissions, target, file] of import.meta.main ? cases : []) {
+  const child = new Process({
+    target: target === "tryRead" ? tryRead : fromGrandchild,
+    args: [${JSON.stringify(project)} + "/" + file],
+    // deno-lint-ignore no-explicit-any
+    permissions: permissions as any,
+  });
+  child.start();
+  await child.join();
+  results[label] = child.exitCode === 0 ? child.result : "exit " + child.exitCode;
+}
+if (import.meta.main) console.log(JSON.stringify(results));
+`,
+      );
+      const { command, args } = scriptCommand(join(project, "main.ts"));
+      const out = await promisify(execFile)(command, args, { cwd: project, timeout: 60_000 });
+      assertEquals(out.stderr, "");
+      assertEquals(JSON.parse(out.stdout), {
+        "none": "NotCapable",
+        "none, .env.local": "NotCapable",
+        "data": "NotCapable",
+        "data, its own file": "data",
+        "own grant": "SECRET=1",
+        // The parent reads everything, so "inherit" does too.
+        "inherit": "SECRET=1",
+        // A grandchild imports the main module from the same folder, and reads no more of it.
+        "grandchild": [0, "NotCapable"],
+      });
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  },
+  { ignore: runtime !== "deno" },
 );
