@@ -60,6 +60,27 @@ export function readToEnd(read: (buffer: Uint8Array) => number | null): Uint8Arr
   }
 }
 
+/** Anything with a Node-style `write`: a socket, a pipe, a child's stdin. */
+export interface ChunkWriter {
+  write(chunk: Uint8Array, callback?: (error?: Error | null) => void): unknown;
+}
+
+/**
+ * Writes `buffers` to `writer` at once, in order, so that nothing else comes between them.
+ *
+ * @returns A promise that resolves once the last is out, or rejects with its error.
+ */
+export function writeInOrder(writer: ChunkWriter, buffers: readonly Uint8Array[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    buffers.forEach((buffer, i) =>
+      writer.write(
+        buffer,
+        i < buffers.length - 1 ? undefined : (error) => error ? reject(error) : resolve(),
+      )
+    );
+  });
+}
+
 const TAG_JSON = 0;
 const TAG_V8 = 1;
 

@@ -29,7 +29,7 @@ import { join } from "node:path";
 import process from "node:process";
 import type { ByteStream } from "./_channel.ts";
 import type { JoinedReader, PendingChannel } from "./_channel_parent.ts";
-import { relayFrame, RelayKind, relayReader } from "./_frames.ts";
+import { relayFrame, RelayKind, relayReader, writeInOrder } from "./_frames.ts";
 import { relayProcessCommand, unrefTimer } from "./_platform.deno.ts";
 import { newToken } from "./_token.ts";
 
@@ -144,18 +144,11 @@ class Relay {
    * written at once, so that no other message comes between them.
    */
   #send(kind: number, id: number, ...data: Uint8Array[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.#gone) return reject(new Error("The channel is closed"));
-      const buffers = data.length === 0
-        ? relayFrame(kind, id)
-        : data.flatMap((bytes) => relayFrame(kind, id, bytes));
-      buffers.forEach((buffer, i) =>
-        this.#process.stdin!.write(
-          buffer,
-          i < buffers.length - 1 ? undefined : (error) => error ? reject(error) : resolve(),
-        )
-      );
-    });
+    if (this.#gone) return Promise.reject(new Error("The channel is closed"));
+    const buffers = data.length === 0
+      ? relayFrame(kind, id)
+      : data.flatMap((bytes) => relayFrame(kind, id, bytes));
+    return writeInOrder(this.#process.stdin!, buffers);
   }
 
   #heard(kind: number, id: number, data: Uint8Array): void {

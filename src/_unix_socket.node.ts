@@ -8,6 +8,7 @@
 import { connect, createServer, type Socket } from "node:net";
 import process from "node:process";
 import type { ByteStream, UnixListener } from "./_channel.ts";
+import { writeInOrder } from "./_frames.ts";
 
 /**
  * Listens at `path`, handing each connection to `onConnection`. A failure to listen closes the
@@ -55,15 +56,7 @@ export function stdioStream(): ByteStream {
   // A broken pipe means the parent is gone: stdin's end says so.
   stdout.on("error", () => {});
   return {
-    write: (buffers) =>
-      new Promise((resolve, reject) => {
-        buffers.forEach((buffer, i) =>
-          stdout.write(
-            buffer,
-            i < buffers.length - 1 ? undefined : (error) => error ? reject(error) : resolve(),
-          )
-        );
-      }),
+    write: (buffers) => writeInOrder(stdout, buffers),
     read: (onChunk, onEnd) => {
       stdin.on("data", onChunk);
       stdin.once("end", onEnd);
@@ -86,15 +79,9 @@ function nodeStream(socket: Socket): ByteStream {
   socket.on("error", () => {});
   return {
     write: (buffers) =>
-      new Promise((resolve, reject) => {
-        if (socket.destroyed) return reject(new Error("The channel is closed"));
-        buffers.forEach((buffer, i) =>
-          socket.write(
-            buffer,
-            i < buffers.length - 1 ? undefined : (error) => error ? reject(error) : resolve(),
-          )
-        );
-      }),
+      socket.destroyed
+        ? Promise.reject(new Error("The channel is closed"))
+        : writeInOrder(socket, buffers),
     read: (onChunk, onEnd) => {
       socket.on("data", onChunk);
       socket.once("close", onEnd);
