@@ -10,7 +10,8 @@
  * - a multiproc `Process` under forkserver, with a spare ready: the fast path.
  * Prints the medians and each one's ratio to the baseline.
  *
- * Run it with `-A`: the sealed channel needs write and net access in the parent.
+ * Run it with `-A`, where the parent makes the sealed channel itself; under
+ * `--allow-read --allow-env --allow-run` the Process rows measure the channel relay instead.
  *
  *     deno run -A scripts/bench/spawn_start.ts [--rounds 15]
  */
