@@ -214,6 +214,9 @@ export type HoldsPermission = (name: PermissionName, item?: string) => boolean;
  * @param what The API that took it, for messages.
  * @param holds How this runtime answers whether the parent holds a permission.
  * @param modules URLs of the modules that the child imports (its entry, the main module).
+ * @param denied Where a runtime that can deny paths inside a granted folder wants the secret files
+ * of the modules' folders (see `withoutSecrets`); without it, those folders are granted entry by
+ * entry, the secrets left out.
  * @returns `"all"` when the child holds everything, else the grants kind by kind.
  * @throws {TypeError} When a grant asks for something that the parent does not hold.
  */
@@ -222,6 +225,7 @@ export function resolveGrants(
   what: string,
   holds: HoldsPermission,
   modules: ReadonlyArray<string | undefined>,
+  denied?: string[],
 ): Grants {
   const grants: Map<PermissionName, true | string[]> = new Map();
   if (permissions === "inherit") {
@@ -249,8 +253,9 @@ export function resolveGrants(
   if (read !== true) {
     // The child must read its entry and the main module to import them. It may read them only
     // where the parent may: never more than the parent holds.
-    const scopes = modules.map(moduleReadScope)
-      .filter((path): path is string => path !== undefined && holds("read", path))
+    const scopes = [...new Set(modules.map(moduleReadScope))]
+      .filter((path): path is string => path !== undefined)
+      .flatMap((scope) => withoutSecrets(scope, read ?? [], holds, denied))
       .map((path) => checkGrantItem(path, `The folder of a module that ${what} must import`));
     const paths = normaliseItems("read", [...(read ?? []), ...scopes], what);
     if (paths.length > 0) grants.set("read", paths);
@@ -262,48 +267,38 @@ export function resolveGrants(
 const SECRET_FILE = /^\.env(\..+)?$/;
 
 /**
- * The secret files (`.env`, `.env.*`) at the top of the folders that a child may read only because
- * it imports modules from them: the read grant that {@linkcode resolveGrants} adds for its modules
- * would show them to it. A file that a read grant of the caller's own covers stays readable, and so
- * does every file where the child reads everything. A runtime that can deny a path inside a granted
- * folder denies these (Deno: `--deny-read`).
- *
- * @param permissions The checked option.
- * @param holds How this runtime answers whether the parent holds a permission.
- * @param modules URLs of the modules that the child imports (its entry, the main module).
- * @returns Absolute paths, each once.
+ * What of a module folder (`scope`) a child may read to import its modules. Where the folder holds
+ * secret files (`.env`, `.env.*`) at its top that the caller's own read grant (`own`, absolute paths)
+ * leaves out, they go to `denied` if given (the folder is granted, those files denied), else the
+ * folder is granted entry by entry without them: either way a child can import every module in it
+ * and never read its `.env`. Only what this process may read: never more than the parent holds.
  */
-export function implicitSecrets(
-  permissions: PermissionsOption,
+function withoutSecrets(
+  scope: string,
+  own: readonly string[],
   holds: HoldsPermission,
-  modules: ReadonlyArray<string | undefined>,
+  denied: string[] | undefined,
 ): string[] {
-  let own: string[] = [];
-  if (permissions === "inherit") {
-    if (holds("read")) return [];
-  } else if (permissions !== "none") {
-    if (permissions.read === true) return [];
-    if (Array.isArray(permissions.read)) own = permissions.read.map((item) => resolve(item));
-  }
   const covered = (file: string) =>
     own.some((item) => file === item || file.startsWith(item.endsWith(sep) ? item : item + sep));
-  const secrets = new Set<string>();
-  for (const scope of new Set(modules.map(moduleReadScope))) {
-    if (scope === undefined || !holds("read", scope)) continue;
-    let names: string[];
-    try {
-      names = readdirSync(scope);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      // A name with a comma cannot be one item of Deno's list.
-      if (!SECRET_FILE.test(name) || name.includes(",")) continue;
-      const file = join(scope, name);
-      if (!covered(file)) secrets.add(file);
-    }
+  let names: string[];
+  try {
+    names = readdirSync(scope);
+  } catch {
+    // A child that holds the entries only cannot list them: nothing to pass on.
+    return holds("read", scope) ? [scope] : [];
   }
-  return [...secrets];
+  const secret = (name: string) => SECRET_FILE.test(name) && !covered(join(scope, name));
+  const secrets = names.filter(secret);
+  if (secrets.length === 0 || (denied && holds("read", scope))) {
+    // A name with a comma cannot be one item of Deno's list.
+    denied?.push(...secrets.filter((name) => !name.includes(",")).map((name) => join(scope, name)));
+    return holds("read", scope) ? [scope] : [];
+  }
+  return names
+    .filter((name) => !secret(name) && !name.includes(","))
+    .map((name) => join(scope, name))
+    .filter((path) => holds("read", path));
 }
 
 /** The items of a grant, each once; paths made absolute, without a trailing separator. */

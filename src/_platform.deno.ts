@@ -15,7 +15,6 @@ import { startNodeWorker } from "./_node_worker.ts";
 import {
   type ChildCommand,
   type ChildCommandOptions,
-  implicitSecrets,
   moduleReadScope,
   narrowEnvGrant,
   PERMISSION_NAMES,
@@ -199,8 +198,9 @@ function permissionFlags(
   env: Record<string, string> | undefined,
   channelPath: string | undefined,
 ): string[] {
-  const modules = childModules();
-  let grants = resolveGrants(permissions, what, holdsPermission, modules);
+  // The folders of the child's modules are granted whole, less the secrets beside the modules.
+  const secrets: string[] = [];
+  let grants = resolveGrants(permissions, what, holdsPermission, childModules(), secrets);
   if (env !== undefined) grants = narrowEnvGrant(grants, env);
   if (channelPath !== undefined) grants = withChannelGrant(grants, channelPath);
   if (grants === "all") return ["--allow-all"];
@@ -208,9 +208,7 @@ function permissionFlags(
   const flags = [...grants].map(([name, grant]) =>
     grant === true ? `--allow-${name}` : `--allow-${name}=${grant.join(",")}`
   );
-  // The project folders are readable for the modules in them, not for the secrets beside them.
-  const secrets = implicitSecrets(permissions, holdsPermission, modules);
-  if (secrets.length > 0) flags.push(`--deny-read=${secrets.join(",")}`);
+  if (secrets.length > 0) flags.push(`--deny-read=${[...new Set(secrets)].join(",")}`);
   return flags;
 }
 

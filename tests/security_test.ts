@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { Pool, Process } from "../mod.ts";
 import { runFixture } from "./_helpers.ts";
-import { runtime, scriptCommand } from "./_runtime.deno.ts";
+import { moduleExtension, runtime, scriptCommand } from "./_runtime.deno.ts";
 import { add, readLength, targetsUrl, workerPid } from "./fixtures/targets.ts";
 import { channelTargetsUrl, forgeFromGrandchild } from "./fixtures/channel_targets.ts";
 import { connect } from "node:net";
@@ -494,76 +494,99 @@ grantTest(
   },
 );
 
-// Deno only: Node 20's permission model cannot take a path back out of a granted folder.
-test(
+grantTest(
   "A child reads no .env beside the main module through its modules' folder; its own grant or a whole read covers it",
   async () => {
     // A project of its own: the child may read this folder to import the main module from it.
     const project = mkdtempSync(join(tmpdir(), "multiproc-dotenv-"));
     try {
-      writeFileSync(join(project, "deno.json"), "{}");
+      // Deno would take a package.json for a node_modules folder of its own.
+      if (runtime === "deno") writeFileSync(join(project, "deno.json"), "{}");
+      else writeFileSync(join(project, "package.json"), '{ "type": "module" }');
       writeFileSync(join(project, ".env"), "SECRET=1");
       writeFileSync(join(project, ".env.local"), "LOCAL=1");
       mkdirSync(join(project, "data"));
       writeFileSync(join(project, "data", "a.txt"), "data");
-      const library = new URL("../mod.ts", import.meta.url).href;
+      const library = new URL(`../mod${moduleExtension}`, import.meta.url).href;
+      // Plain JavaScript over node:fs, which both runtimes run.
       writeFileSync(
-        join(project, "main.ts"),
-        `import { Process } from ${JSON.stringify(library)};
-export function tryRead(path: string): string {
+        join(project, "main.mjs"),
+        `import { readFileSync } from "node:fs";
+import { Process, Thread } from ${JSON.stringify(library)};
+export function tryRead(path) {
   try {
-    return Deno.readTextFileSync(path);
-  } catch (error) {
-    return (error as Error).name;
+    return readFileSync(path, "utf8");
+  } catch {
+    return "refused";
   }
 }
-export async function fromGrandchild(path: string): Promise<unknown> {
+export async function fromGrandchild(path) {
   const child = new Process({ target: tryRead, args: [path], module: import.meta.url });
   child.start();
   await child.join();
   return [child.exitCode, child.result];
 }
-const cases: Array<[string, unknown, string, string]> = [
-  ["none", "none", "tryRead", ".env"],
-  ["none, .env.local", "none", "tryRead", ".env.local"],
-  ["data", { read: ["./data"] }, "tryRead", ".env"],
-  ["data, its own file", { read: ["./data"] }, "tryRead", "data/a.txt"],
-  ["own grant", { read: [".env"] }, "tryRead", ".env"],
-  ["inherit", "inherit", "tryRead", ".env"],
-  ["grandchild", { read: ["./data"], run: true, env: true }, "fromGrandchild", ".env"],
+const cases = [
+  ["none", "none", tryRead, ".env"],
+  ["none, .env.local", "none", tryRead, ".env.local"],
+  ["data", { read: ["./data"] }, tryRead, ".env"],
+  ["data, its own file", { read: ["./data"] }, tryRead, "data/a.txt"],
+  ["own grant", { read: [".env"] }, tryRead, ".env"],
+  ["inherit", "inherit", tryRead, ".env"],
+  ["grandchild", { read: ["./data"], run: true, env: true }, fromGrandchild, ".env"],
 ];
-const results: Record<string, unknown> = {};
-for (const [label, permissions, target, file] of import.meta.main ? cases : []) {
-  const child = new Process({
-    target: target === "tryRead" ? tryRead : fromGrandchild,
-    args: [${JSON.stringify(project)} + "/" + file],
-    // deno-lint-ignore no-explicit-any
-    permissions: permissions as any,
-  });
-  child.start();
-  await child.join();
-  results[label] = child.exitCode === 0 ? child.result : "exit " + child.exitCode;
+if (globalThis[Symbol.for("multiproc.child")] !== true) {
+  const results = {};
+  for (const [label, permissions, target, file] of cases) {
+    const child = new Process({ target, args: [${
+          JSON.stringify(project)
+        } + "/" + file], permissions });
+    child.start();
+    await child.join();
+    results[label] = child.exitCode === 0 ? child.result : "exit " + child.exitCode;
+  }
+  if (process.argv.includes("thread")) {
+    const thread = new Thread({ target: tryRead, args: [${
+          JSON.stringify(project)
+        } + "/.env"], permissions: "none" });
+    thread.start();
+    await thread.join();
+    results["thread"] = thread.result;
+  }
+  console.log(JSON.stringify(results));
 }
-if (import.meta.main) console.log(JSON.stringify(results));
 `,
       );
-      const { command, args } = scriptCommand(join(project, "main.ts"));
-      const out = await promisify(execFile)(command, args, { cwd: project, timeout: 60_000 });
-      assertEquals(out.stderr, "");
+      // Deno's threads take permissions under this flag; Node's take "inherit" only.
+      const { command, args } = runtime === "deno"
+        ? scriptCommand(join(project, "main.mjs"), [
+          "--allow-read",
+          "--allow-env",
+          "--allow-run",
+          "--unstable-worker-options",
+        ])
+        : scriptCommand(join(project, "main.mjs"));
+      const out = await promisify(execFile)(
+        command,
+        [...args, ...(runtime === "deno" ? ["thread"] : [])],
+        { cwd: project, timeout: 60_000 },
+      );
+      // Node warns, rightly, of a child that may start programs (the grandchild's case).
+      if (runtime === "deno") assertEquals(out.stderr, "");
       assertEquals(JSON.parse(out.stdout), {
-        "none": "NotCapable",
-        "none, .env.local": "NotCapable",
-        "data": "NotCapable",
+        "none": "refused",
+        "none, .env.local": "refused",
+        "data": "refused",
         "data, its own file": "data",
         "own grant": "SECRET=1",
         // The parent reads everything, so "inherit" does too.
         "inherit": "SECRET=1",
         // A grandchild imports the main module from the same folder, and reads no more of it.
-        "grandchild": [0, "NotCapable"],
+        "grandchild": [0, "refused"],
+        ...(runtime === "deno" ? { thread: "refused" } : {}),
       });
     } finally {
       rmSync(project, { recursive: true, force: true });
     }
   },
-  { ignore: runtime !== "deno" },
 );
