@@ -30,6 +30,8 @@ export class Runner {
   #target: TargetSpec;
   #args: unknown[];
   #worker?: ChildWorker;
+  // How many join() calls wait on a daemon now: while any does, it keeps the program alive.
+  #joiners = 0;
   #state: "initial" | "started" | "finished" = "initial";
   #finished: Promise<void>;
   #markFinished!: () => void;
@@ -194,6 +196,11 @@ export class Runner {
     return this.#state === "started";
   }
 
+  /** Settles when the worker has finished: for the library's own bookkeeping, which holds nothing. */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
   async join(timeoutMs?: number): Promise<void> {
     if (this.#state === "initial") {
       throw new TypeError(
@@ -201,12 +208,17 @@ export class Runner {
       );
     }
     checkTimeoutMs(timeoutMs, `${this.kind.title}.join()`);
-    if (timeoutMs === undefined || this.#state === "finished") return this.#finished;
-    const timeout = longDelay(timeoutMs);
+    if (this.#state === "finished") return this.#finished;
+    // A daemon does not keep the program alive by itself, but a join() waiting on it does, as a
+    // Python thread blocked in join() does: without this the program could end mid-await.
+    const worker = this.#daemon ? this.#worker : undefined;
+    if (worker && this.#joiners++ === 0) worker.setRef(true);
+    const timeout = timeoutMs === undefined ? undefined : longDelay(timeoutMs);
     try {
-      await Promise.race([this.#finished, timeout.done]);
+      await (timeout ? Promise.race([this.#finished, timeout.done]) : this.#finished);
     } finally {
-      timeout.timer.clear();
+      timeout?.timer.clear();
+      if (worker && --this.#joiners === 0 && this.#state === "started") worker.setRef(false);
     }
   }
 

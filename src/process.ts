@@ -205,9 +205,9 @@ export class Process<Args extends unknown[] = unknown[], Result = unknown> {
     checkNotImportingMain("a Process");
     this.#runner.start();
     // A child process waits for its non-daemon children before it exits.
-    if (!this.#runner.daemon) registerNonDaemon(this.#runner.join());
+    if (!this.#runner.daemon) registerNonDaemon(this.#runner.finished);
     // Among activeChildren() until it has exited.
-    registerChild(this, this.#runner.join());
+    registerChild(this, this.#runner.finished);
   }
 
   /**

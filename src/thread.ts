@@ -183,7 +183,7 @@ export class Thread<Args extends unknown[] = unknown[], Result = unknown> {
     checkNotImportingMain("a Thread");
     this.#runner.start();
     // A child process waits for its non-daemon threads before it exits.
-    if (!this.#runner.daemon) registerNonDaemon(this.#runner.join());
+    if (!this.#runner.daemon) registerNonDaemon(this.#runner.finished);
   }
 
   /**

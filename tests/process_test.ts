@@ -118,6 +118,14 @@ for (const method of ["spawn", "forkserver"] as StartMethod[]) {
     );
   });
 
+  test("Process join() of daemon children keeps the parent waiting until they end", async () => {
+    const out = await runFixture("daemons", ["--daemon", "--join", ...methodArgs], {
+      timeoutMs: 15_000,
+    });
+    assertEquals(out.code, 0, out.stderrText);
+    assertStringIncludes(out.stdoutText, "JOINED late late");
+  });
+
   test("Process non-daemon children keep the parent alive until they finish", async () => {
     const out = await runFixture("daemons", methodArgs, { timeoutMs: 15_000 });
     assertEquals(out.code, 0, out.stderrText);
