@@ -27,7 +27,7 @@ import { listenUnix } from "./_unix_socket.deno.ts";
 import { newToken, sameToken } from "./_token.ts";
 
 /** The longest path that a Unix socket address holds on Linux and macOS, less a margin. */
-const MAX_SOCKET_PATH = 100;
+export const MAX_SOCKET_PATH = 100;
 
 /** The bytes of the token's frame: its length, then the token. */
 const TOKEN_FRAME_BYTES = 4 + TOKEN_BYTES;

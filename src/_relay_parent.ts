@@ -28,7 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import type { ByteStream } from "./_channel.ts";
-import type { JoinedReader, PendingChannel } from "./_channel_parent.ts";
+import { type JoinedReader, MAX_SOCKET_PATH, type PendingChannel } from "./_channel_parent.ts";
 import { relayFrame, RelayKind, relayReader, writeInOrder } from "./_frames.ts";
 import { relayProcessCommand, unrefTimer } from "./_platform.deno.ts";
 import { newToken } from "./_token.ts";
@@ -38,9 +38,6 @@ const SOCKETS_PER_RELAY = 64;
 
 /** How long a relay with no children waits for the next before it goes. */
 const IDLE_MS = 1000;
-
-/** The longest path that a Unix socket address holds on Linux and macOS, less a margin. */
-const MAX_SOCKET_PATH = 100;
 
 /** One child's channel, as the parent holds it. */
 interface Relayed {
